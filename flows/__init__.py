@@ -1,0 +1,1 @@
+"""Conversation logic, platform-agnostic: messages, flow engine, one module per journey, texts."""

@@ -1,0 +1,61 @@
+# pontibot — every target sets up .venv when needed; these are the targets CI runs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+.PHONY: venv run demo chat test test-pg lint format bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: migrate and start on the embedded default (SQLite, demo back ends, http://127.0.0.1:8080)
+run: venv
+	$(BIN)/pontibot db upgrade
+	$(BIN)/pontibot run
+
+## chat: talk to the bot in the terminal
+chat: venv
+	$(BIN)/pontibot db upgrade
+	$(BIN)/pontibot chat
+
+## test: the whole suite on SQLite
+test: venv
+	$(BIN)/python -m pytest
+
+## test-pg: the database tests again on PostgreSQL ($(PG_TEST_URL))
+test-pg: venv
+	PONTIBOT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -m db
+
+## lint: ruff, mypy (strict on the five packages), import-linter contracts
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## bench: every benchmark under bench/ (figures go to docs/BENCHMARKS.md)
+bench: venv
+	@set -e; for script in bench/*.py; do \
+	  [ -e "$$script" ] || continue; \
+	  echo "== $$script"; $(BIN)/python "$$script"; \
+	done
+
+## lock: re-resolve the pinned versions after changing dependencies in pyproject.toml
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

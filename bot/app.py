@@ -1,0 +1,81 @@
+"""The ASGI app: web chat, webhooks, NLU endpoint, health and metrics, on one FastAPI instance."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel, Field
+
+from bot.channels.webchat import STATIC_DIR, webchat_router
+from bot.deps import RuntimeDep
+from bot.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ParseRequest(BaseModel):
+    """Rasa's ``POST /model/parse`` body."""
+
+    text: str = Field(max_length=10_000)
+    message_id: str | None = Field(default=None, max_length=128)
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_kwargs: Any) -> FastAPI:
+    """The whole HTTP surface; the lifespan opens the runtime (unless one is given) and closes it."""
+    registry = CollectorRegistry()
+    turns = Counter("pontibot_turns", "Messages handled", ["channel"], registry=registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or await build_runtime(settings, **runtime_kwargs)
+        app.state.runtime = rt
+        logger.info("pontibot ready on %s", settings.server.public_url)
+        try:
+            yield
+        finally:
+            if runtime is None:
+                await rt.close()
+
+    app = FastAPI(
+        title="pontibot",
+        summary="Citizen-service chatbot of Kota Pontianak",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.turns = turns
+    install_error_handlers(app)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(webchat_router())
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(rt: RuntimeDep) -> JSONResponse:
+        """Liveness and database reachability."""
+        try:
+            await rt.db.ping()
+        except Exception:
+            logger.warning("health check: database unreachable", exc_info=True)
+            return JSONResponse({"status": "degraded", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        """Prometheus text exposition."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/model/parse", tags=["nlu"])
+    async def model_parse(body: ParseRequest, rt: RuntimeDep) -> dict[str, Any]:
+        """Rasa-compatible parse: the same JSON as Rasa's ``POST /model/parse``."""
+        return (await rt.parser.parse(body.text)).to_dict()
+
+    return app

@@ -1,0 +1,1 @@
+"""Channel adapters: platform data ↔ IncomingMessage/Reply, and nothing else."""

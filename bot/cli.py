@@ -1,0 +1,141 @@
+"""The ``pontibot`` command: run, chat, db, nlu (and the booth, staff and broadcast tools)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from bot.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    name="pontibot",
+    help="Pontibot: asisten layanan warga Kota Pontianak / Pontianak citizen-service chatbot.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $PONTIBOT_CONFIG or ./config.yml)."),
+]
+
+
+def _settings(config: Path | None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(config, None, **overrides)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (server.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (server.port).")] = None,
+) -> None:
+    """Start the server: web chat, staff console, webhooks, scheduler (Telegram/WhatsApp if configured)."""
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.logs import configure_logging
+
+    server: dict[str, object] = {}
+    if host:
+        server["host"] = host
+    if port:
+        server["port"] = port
+    settings = _settings(config, **({"server": server} if server else {}))
+    configure_logging(settings.log_level)
+    console.print(f"pontibot: web chat on [bold]http://{settings.server.host}:{settings.server.port}[/bold]")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+@app.command()
+def chat(
+    config: ConfigOption = None,
+    user: Annotated[str, typer.Option(help="Console user id (keeps your conversation).")] = "",
+) -> None:
+    """Talk to the bot in this terminal (same engine, console channel). Ctrl-D to quit."""
+    from bot.channels.console import ConsoleChannel
+    from bot.logs import configure_logging
+    from bot.runtime import build_runtime
+
+    settings = _settings(config)
+    configure_logging("WARNING")
+    channel = ConsoleChannel(user or f"console-{getpass.getuser()}", settings.default_language)
+
+    async def loop() -> None:
+        runtime = await build_runtime(settings)
+        out = Console()
+        try:
+            out.print("[dim]Ketik pesan (Ctrl-D untuk keluar) / type a message (Ctrl-D to quit)[/dim]")
+            while True:
+                try:
+                    line = await asyncio.to_thread(input, "> ")
+                except EOFError:
+                    break
+                if not line.strip():
+                    continue
+                result = await runtime.dispatcher.handle(channel.incoming(line))
+                out.print(channel.render(result.replies), highlight=False, markup=False)
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(loop())
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    config: ConfigOption = None,
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from storage.db import sqlite_path
+    from storage.migrate import upgrade
+
+    settings = _settings(config)
+    path = sqlite_path(settings.database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        upgrade(settings.database_url, revision)
+    except (OSError, ConnectionError) as exc:
+        console.print(f"[red]cannot reach the database: {exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"database at {revision}")
+
+
+def _mount_optional() -> None:
+    try:
+        from bot.commands.nlu import app as nlu_app
+    except ImportError:
+        return
+    app.add_typer(nlu_app, name="nlu", help="Train, run and evaluate the language understanding.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,18 @@
+"""FastAPI dependencies: the runtime opened by the app's lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bot.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The runtime of the running app."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -1,0 +1,266 @@
+"""One message, end to end: lock the conversation, one transaction, dedupe, NLU, flow engine, store.
+
+The dispatcher is the edge where a turn's errors are caught: it logs with ``exc_info`` first, rolls
+the turn back, keeps the resident's message and answers politely in their language.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.locks import ConversationKey, ConversationLocks
+from bot.privacy import mask_id
+from flows.engine import FlowContext, FlowEngine, ResidentInfo, Step, apply_slots
+from flows.messages import Channel, IncomingMessage, Reply
+from flows.texts import Texts
+from nlu.result import FALLBACK_INTENT, IntentScore, NluParser, ParseResult
+from storage import repositories as repo
+from storage.db import Database, advisory_xact_lock
+from storage.errors import DatabaseUnavailable
+from storage.models import Conversation, Resident
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_FOR_NLU = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchResult:
+    """The replies to one message; ``duplicate`` when it was a platform retry answered before."""
+
+    replies: tuple[Reply, ...]
+    duplicate: bool = False
+    failed: bool = False
+    conversation_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnServices:
+    """What flows may call during one turn (the flows' ``Services`` protocol)."""
+
+    session: AsyncSession
+    timezone: ZoneInfo
+    clock: Any = None
+
+    def now(self) -> datetime:
+        """The current time in WIB (or the injected clock's)."""
+        if self.clock is not None:
+            return self.clock().astimezone(self.timezone)  # type: ignore[no-any-return]
+        return datetime.now(self.timezone)
+
+
+class Dispatcher:
+    """Handles incoming messages in per-conversation order, each turn in one transaction."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        parser: NluParser,
+        engine: FlowEngine,
+        texts: Texts,
+        flow_settings: Mapping[str, Any],
+        timezone: str = "Asia/Pontianak",
+        default_language: str = "id",
+        locks: ConversationLocks | None = None,
+        clock: Any = None,
+    ) -> None:
+        self.db = db
+        self.parser = parser
+        self.engine = engine
+        self.texts = texts
+        self.flow_settings = flow_settings
+        self.timezone = ZoneInfo(timezone)
+        self.default_language = default_language
+        self.locks = locks or ConversationLocks()
+        self.clock = clock
+
+    async def handle(self, msg: IncomingMessage) -> DispatchResult:
+        """Process one message in order with others of its conversation; never raises for flow bugs."""
+        key = ConversationKey(msg.channel.value, msg.chat_id)
+        async with self.locks.hold(key):
+            nlu = await self._understand(msg)
+            try:
+                return await self._turn(msg, nlu)
+            except (OperationalError, InterfaceError, OSError) as exc:
+                logger.warning(
+                    "database unavailable channel=%s chat=%s",
+                    msg.channel,
+                    mask_id(msg.chat_id),
+                    exc_info=True,
+                )
+                raise DatabaseUnavailable(str(exc)) from exc
+            except Exception:
+                logger.exception("turn failed channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
+                return await self._record_failure(msg, nlu)
+
+    async def _understand(self, msg: IncomingMessage) -> ParseResult:
+        text = msg.payload or msg.text or ""
+        if not text.strip():
+            return ParseResult(text="", intent=IntentScore(FALLBACK_INTENT, 0.0))
+        return await self.parser.parse(text[:MAX_TEXT_FOR_NLU])
+
+    async def _turn(self, msg: IncomingMessage, nlu: ParseResult) -> DispatchResult:
+        async with self.db.session() as session:
+            await advisory_xact_lock(session, msg.channel.value, msg.chat_id)
+            if msg.message_id is not None:
+                fresh = await repo.claim_platform_message(
+                    session, channel=msg.channel.value, message_id=msg.message_id
+                )
+                if not fresh:
+                    return await self._answer_duplicate(session, msg)
+            resident, conversation = await self._load(session, msg)
+            await self._store_inbound(session, conversation, msg, nlu)
+            ctx = self._context(session, resident, conversation)
+            step = await self.engine.handle(ctx, msg, nlu)
+            replies = tuple(step.replies)
+            await self._store_step(session, resident, conversation, step, msg)
+            logger.info(
+                "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
+                msg.channel,
+                mask_id(msg.chat_id),
+                nlu.intent_name,
+                nlu.confidence,
+                conversation.state,
+            )
+            return DispatchResult(replies, conversation_id=conversation.id)
+
+    async def _answer_duplicate(self, session: AsyncSession, msg: IncomingMessage) -> DispatchResult:
+        assert msg.message_id is not None
+        logger.info("duplicate message dropped channel=%s id=%s", msg.channel, msg.message_id)
+        processed = await repo.get_processed_message(
+            session, channel=msg.channel.value, message_id=msg.message_id
+        )
+        stored = (processed.response or {}).get("replies", []) if processed else []
+        replies = tuple(Reply.from_dict(r) for r in stored)
+        conversation_id = processed.conversation_id if processed else None
+        return DispatchResult(replies, duplicate=True, conversation_id=conversation_id)
+
+    async def _load(self, session: AsyncSession, msg: IncomingMessage) -> tuple[Resident, Conversation]:
+        resident = await repo.get_or_create_resident(
+            session,
+            channel=msg.channel.value,
+            external_id=msg.chat_id,
+            display_name=msg.profile_name,
+            language=self.default_language,
+        )
+        if msg.start_param and not resident.source:
+            resident.source = msg.start_param[:32]
+        resident.last_inbound_at = msg.received_at
+        conversation = await repo.get_or_create_conversation(session, resident=resident)
+        if not self.engine.knows_state(conversation.state):
+            conversation.state = None
+        return resident, conversation
+
+    def _context(self, session: AsyncSession, resident: Resident, conversation: Conversation) -> FlowContext:
+        return FlowContext(
+            resident=ResidentInfo(
+                id=resident.id,
+                channel=Channel(resident.channel),
+                language=resident.language,
+                display_name=resident.display_name,
+            ),
+            state=conversation.state,
+            slots=dict(conversation.slots or {}),
+            texts=self.texts,
+            services=TurnServices(session=session, timezone=self.timezone, clock=self.clock),
+            turn=conversation.turns,
+            settings=self.flow_settings,
+        )
+
+    async def _store_inbound(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        msg: IncomingMessage,
+        nlu: ParseResult | None,
+    ) -> None:
+        data: dict[str, Any] = {"kind": msg.kind.value}
+        if msg.location is not None:
+            data["location"] = {"lat": msg.location.lat, "lon": msg.location.lon}
+        if msg.media:
+            data["media"] = [{"key": m.key, "content_type": m.content_type} for m in msg.media]
+        if nlu is not None and nlu.entities:
+            data["entities"] = [{"entity": e.entity, "value": e.value} for e in nlu.entities]
+        await repo.add_message(
+            session,
+            conversation_id=conversation.id,
+            direction="in",
+            kind="message",
+            text=msg.text,
+            payload=msg.payload,
+            data=data,
+            intent=nlu.intent_name if nlu else None,
+            confidence=nlu.confidence if nlu else None,
+            platform_message_id=msg.message_id,
+            created_at=msg.received_at,
+        )
+
+    async def _store_step(
+        self,
+        session: AsyncSession,
+        resident: Resident,
+        conversation: Conversation,
+        step: Step,
+        msg: IncomingMessage,
+    ) -> None:
+        conversation.state = step.next_state
+        conversation.slots = apply_slots(conversation.slots or {}, step)
+        conversation.version += 1
+        conversation.turns += 1
+        if step.language in ("id", "en"):
+            resident.language = step.language
+        await self._store_replies(session, conversation.id, step.replies, msg)
+
+    async def _store_replies(
+        self,
+        session: AsyncSession,
+        conversation_id: int,
+        replies: Sequence[Reply],
+        msg: IncomingMessage,
+        kind: str = "reply",
+    ) -> None:
+        for reply in replies:
+            await repo.add_message(
+                session,
+                conversation_id=conversation_id,
+                direction="out",
+                kind=kind,
+                text=reply.text,
+                data=reply.to_dict(),
+            )
+        if msg.message_id is not None:
+            processed = await repo.get_processed_message(
+                session, channel=msg.channel.value, message_id=msg.message_id
+            )
+            if processed is not None:
+                processed.conversation_id = conversation_id
+                processed.response = {"replies": [r.to_dict() for r in replies]}
+
+    async def _record_failure(self, msg: IncomingMessage, nlu: ParseResult) -> DispatchResult:
+        """Keep the resident's message and our apology even though the turn itself was rolled back."""
+        async with self.db.session() as session:
+            resident = await repo.get_or_create_resident(
+                session,
+                channel=msg.channel.value,
+                external_id=msg.chat_id,
+                language=self.default_language,
+            )
+            lang = resident.language
+            reply = Reply(self.texts.render(lang, "error.generic"))
+            conversation = await repo.get_or_create_conversation(session, resident=resident)
+            if msg.message_id is not None:
+                await repo.claim_platform_message(
+                    session, channel=msg.channel.value, message_id=msg.message_id
+                )
+            await self._store_inbound(session, conversation, msg, nlu)
+            await self._store_replies(session, conversation.id, [reply], msg, kind="error")
+            return DispatchResult((reply,), failed=True, conversation_id=conversation.id)

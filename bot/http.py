@@ -1,0 +1,160 @@
+"""HTTP edges shared by every route: JSON error bodies, a request-size limit, security headers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from storage.errors import DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
+
+MESSAGES_ID = {
+    400: "Permintaan tidak bisa dibaca (JSON tidak valid).",
+    401: "Perlu masuk (login) terlebih dahulu.",
+    403: "Akses ditolak.",
+    404: "Alamat tidak ditemukan.",
+    405: "Metode tidak diizinkan untuk alamat ini.",
+    413: "Permintaan terlalu besar.",
+    415: "Jenis konten tidak didukung.",
+    422: "Data permintaan tidak valid.",
+    429: "Terlalu banyak permintaan; coba lagi sebentar lagi.",
+    503: "Layanan sedang sibuk; silakan coba lagi sebentar lagi.",
+}
+
+
+def error_body(status: int, code: str, detail: Any = None, message: str | None = None) -> dict[str, Any]:
+    """The JSON error shape every route answers with."""
+    body: dict[str, Any] = {
+        "error": {"code": code, "message": message or MESSAGES_ID.get(status, "Terjadi kesalahan.")}
+    }
+    if detail is not None:
+        body["error"]["detail"] = detail
+    return body
+
+
+def _clean_errors(errors: Any) -> list[dict[str, Any]]:
+    cleaned = []
+    for err in errors:
+        cleaned.append(
+            {
+                "loc": [str(part) for part in err.get("loc", ())],
+                "msg": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return cleaned
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error becomes ``{"error": {...}}`` with a 4xx/503 status, never a bare 500."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_errors(exc.errors())
+        if any(e["type"] == "json_invalid" for e in errors):
+            return JSONResponse(error_body(400, "invalid_json", errors), status_code=400)
+        return JSONResponse(error_body(422, "invalid_request", errors), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if not isinstance(exc.detail, str) else None
+        message = exc.detail if isinstance(exc.detail, str) else None
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_body(exc.status_code, code, detail, message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _db_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        return JSONResponse(error_body(503, "unavailable"), status_code=503, headers={"Retry-After": "5"})
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies above ``max_bytes`` with 413 before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._reject(send)
+            return
+        received = 0
+        too_big = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_big
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    too_big = True
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    @staticmethod
+    async def _reject(send: Send) -> None:
+        import json
+
+        body = json.dumps(error_body(413, "too_large")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (b"permissions-policy", b"camera=(self), geolocation=(self), microphone=()"),
+]
+
+
+class SecurityHeadersMiddleware:
+    """Adds conservative security headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -1,0 +1,365 @@
+"""Settings: behaviour from config.yml, overridable as PONTIBOT_<SECTION>__<KEY>; secrets from env.
+
+Loaded and validated once at start (:func:`load_settings`) and passed down; nothing below ``bot`` reads
+the environment. An invalid value raises :class:`ConfigError` naming the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from contextvars import ContextVar
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
+
+DEFAULT_CONFIG = Path("config.yml")
+ENV_PREFIX = "PONTIBOT_"
+PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "secret", "xxx", "todo", "your-token-here"})
+_HHMM_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+_ENVIRON: ContextVar[Mapping[str, str]] = ContextVar("pontibot_environ")
+
+
+class _GivenEnvSource(EnvSettingsSource):
+    """The environment source, reading the mapping given to :func:`load_settings`."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = {
+            k: v
+            for k, v in _ENVIRON.get(os.environ).items()
+            if k.upper() not in {"PONTIBOT_CONFIG", "PONTIBOT_STAFF__API_TOKEN"}
+        }
+        return parse_env_vars(environ, self.case_sensitive, self.env_ignore_empty, None)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names each bad key and what it expects."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    """Where the HTTP server listens and how the outside world reaches it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    workers: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    media_max_bytes: int = Field(10_000_000, ge=1024)
+    media_dir: Path = Path("var/media")
+
+
+class DatabaseSettings(_Section):
+    """Database URL (SQLite by default, PostgreSQL in production) and pool size."""
+
+    url: str = "sqlite+aiosqlite:///var/pontibot.db"
+    pool_size: int = Field(10, ge=1, le=200)
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "expected an async SQLAlchemy URL: sqlite+aiosqlite:///PATH or "
+                "postgresql+asyncpg://USER@HOST/DB"
+            )
+        return value
+
+
+class NluSettings(_Section):
+    """Which parser understands residents, and when it is not sure enough."""
+
+    backend: Literal["embedded", "rasa"] = "embedded"
+    rasa_url: str | None = None
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    model_dir: Path = Path("var/nlu")
+    timeout: float = Field(5.0, gt=0)
+
+
+class TelegramSettings(_Section):
+    """Telegram Bot API client; on when TELEGRAM_BOT_TOKEN is set."""
+
+    mode: Literal["polling", "webhook"] = "polling"
+    base_url: str = "https://api.telegram.org"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    staff_group_id: int | None = None
+    bot_username: str | None = None
+
+
+class TwilioSettings(_Section):
+    """WhatsApp through Twilio; on when TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are set."""
+
+    whatsapp_from: str | None = None
+    api_base_url: str = "https://api.twilio.com"
+    webhook_url: str | None = None
+    status_callback_url: str | None = None
+    templates: dict[str, str] = Field(default_factory=dict)
+    messages_per_second: float = Field(1.0, gt=0)
+
+
+class PermitHttpSettings(_Section):
+    """A licensing system's HTTP/JSON API: paths, fields and status vocabulary."""
+
+    base_url: str | None = None
+    auth_header: str = "Authorization"
+    auth_value: SecretStr | None = None
+    get_path: str = "/permits/{number}"
+    changes_path: str = "/permits/changes"
+    fields: dict[str, str] = Field(default_factory=dict)
+    statuses: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(10.0, gt=0)
+
+
+class PermitsSettings(_Section):
+    """Permit back end: the seeded demo system or a licensing system over HTTP."""
+
+    backend: Literal["demo", "http"] = "demo"
+    number_pattern: str = r"[A-Z]{2,6}-\d{4}-\d{3,6}"
+    demo_seed: Path | None = None
+    http: PermitHttpSettings = Field(default_factory=PermitHttpSettings)
+
+    @field_validator("number_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Open311Settings(_Section):
+    """An Open311 GeoReport v2 endpoint and how our categories map to its service codes."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    jurisdiction_id: str | None = None
+    service_codes: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(10.0, gt=0)
+
+
+class ComplaintsSettings(_Section):
+    """Complaint back end: kept in our database or sent to an Open311 server."""
+
+    backend: Literal["local", "open311"] = "local"
+    open311: Open311Settings = Field(default_factory=Open311Settings)
+    sla_working_days: dict[str, int] = Field(default_factory=dict)
+    duplicate_radius_m: float = Field(200.0, ge=0)
+
+
+class NotificationsSettings(_Section):
+    """When and how fast pushed messages go out."""
+
+    quiet_hours: str = "21:00-06:00"
+    rates: dict[str, float] = Field(
+        default_factory=lambda: {"telegram_global": 30.0, "telegram_per_chat": 1.0, "whatsapp": 1.0}
+    )
+    max_attempts: int = Field(8, ge=1, le=100)
+    poll_interval_seconds: float = Field(60.0, gt=0)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hh_mm_range(cls, value: str) -> str:
+        if value and not _HHMM_RANGE.match(value):
+            raise ValueError("expected HH:MM-HH:MM in WIB, e.g. 21:00-06:00, or empty for none")
+        return value
+
+    def quiet_window(self) -> tuple[time, time] | None:
+        """The quiet-hours window as (start, end) local times, or None when disabled."""
+        match = _HHMM_RANGE.match(self.quiet_hours)
+        if not match:
+            return None
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        return time(h1, m1), time(h2, m2)
+
+
+class StaffSettings(_Section):
+    """When people answer handoffs, and the console's session settings."""
+
+    hours: str = "Mon-Fri 07:30-16:00"
+    api_token: SecretStr | None = None
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+
+
+class PrivacySettings(_Section):
+    """How long transcripts and media are kept (UU No. 27/2022)."""
+
+    retention_days: int = Field(180, ge=1)
+
+
+class DemoSettings(_Section):
+    """Car Free Day booth mode."""
+
+    enabled: bool = False
+    idle_reset_minutes: int = Field(30, ge=1)
+    lan_url: str | None = None
+
+
+class ContactSettings(_Section):
+    """Numbers and links the bot gives residents."""
+
+    emergency_numbers: dict[str, str] = Field(
+        default_factory=lambda: {"Darurat": "112", "Pemadam Kebakaran": "113", "Ambulans": "118"}
+    )
+    whatsapp_line: str | None = None
+    lapor_url: str = "https://www.lapor.go.id"
+
+
+class Secrets(_Section):
+    """Secrets, read from the environment only (never from config.yml)."""
+
+    telegram_bot_token: SecretStr | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    database_url: str | None = None
+    staff_api_token: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    """Everything the program needs to know about its deployment, validated once."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    timezone: str = "Asia/Pontianak"
+    default_language: Literal["id", "en"] = "id"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    nlu: NluSettings = Field(default_factory=NluSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    permits: PermitsSettings = Field(default_factory=PermitsSettings)
+    complaints: ComplaintsSettings = Field(default_factory=ComplaintsSettings)
+    notifications: NotificationsSettings = Field(default_factory=NotificationsSettings)
+    staff: StaffSettings = Field(default_factory=StaffSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    contact: ContactSettings = Field(default_factory=ContactSettings)
+    secrets: Secrets = Field(default_factory=Secrets, exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over config.yml (passed in as init values).
+        return (_GivenEnvSource(settings_cls), init_settings)
+
+    @property
+    def database_url(self) -> str:
+        """DATABASE_URL from the environment when set, else database.url."""
+        return self.secrets.database_url or self.database.url
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """True when a Telegram bot token is configured."""
+        return self.secrets.telegram_bot_token is not None
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """True when Twilio credentials and a WhatsApp sender are configured."""
+        return bool(
+            self.secrets.twilio_account_sid and self.secrets.twilio_auth_token and self.twilio.whatsapp_from
+        )
+
+
+def _secret_from_env(environ: dict[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    if value.lower() in PLACEHOLDER_SECRETS:
+        raise ConfigError(f"{name}: holds a placeholder ({value!r}); set the real secret or unset it")
+    return value
+
+
+def _read_secrets(environ: dict[str, str]) -> Secrets:
+    return Secrets(
+        telegram_bot_token=_secret_from_env(environ, "TELEGRAM_BOT_TOKEN"),  # type: ignore[arg-type]
+        twilio_account_sid=_secret_from_env(environ, "TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_secret_from_env(environ, "TWILIO_AUTH_TOKEN"),  # type: ignore[arg-type]
+        database_url=_secret_from_env(environ, "DATABASE_URL"),
+        staff_api_token=_secret_from_env(environ, "PONTIBOT_STAFF__API_TOKEN"),  # type: ignore[arg-type]
+    )
+
+
+def _describe(errors: list[Any], source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in errors:
+        key = ".".join(str(part) for part in err["loc"])
+        env = ENV_PREFIX + "__".join(str(part).upper() for part in err["loc"])
+        got = err.get("input")
+        got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {key}: {err['msg']}{got_text} — set it in the config file or {env}")
+    return "\n".join(lines)
+
+
+def load_settings(
+    path: Path | None = None, environ: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read config.yml (or PONTIBOT_CONFIG / ``path``), apply the environment, validate everything.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a value is invalid.
+    """
+    env = dict(os.environ if environ is None else environ)
+    config_path = path or Path(env.get("PONTIBOT_CONFIG") or DEFAULT_CONFIG)
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read {config_path}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{config_path}: expected a mapping of sections at the top level")
+        data = loaded or {}
+    elif path is not None or "PONTIBOT_CONFIG" in env:
+        raise ConfigError(f"config file not found: {config_path}")
+    if "secrets" in data:
+        raise ConfigError(f"{config_path}: secrets belong in the environment, not in the file")
+    data = _deep_merge(data, overrides)
+    data["secrets"] = _read_secrets(env)
+    token = _ENVIRON.set(env)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors(), str(config_path))) from None
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,167 @@
+"""Shared fixtures: a migrated database (SQLite per test, or PostgreSQL), settings, the NLU, a live server.
+
+Set PONTIBOT_TEST_DATABASE_URL=postgresql+asyncpg://… to run the database tests against PostgreSQL
+(``.ci/run`` does, after the SQLite run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from bot.app import create_app
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings, load_settings
+from storage.db import Database
+from storage.migrate import upgrade
+from storage.models import Base
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("PONTIBOT_TEST_DATABASE_URL", "")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"pontibot database under test: {PG_URL or 'SQLite (per-test file)'}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses the database, so CI can run exactly those again on PostgreSQL."""
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def _postgres_migrated() -> str:
+    if not PG_URL:
+        pytest.skip("PONTIBOT_TEST_DATABASE_URL is not set")
+
+    async def reset() -> None:
+        db = Database(PG_URL)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(reset())
+    upgrade(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database for this test."""
+    if PG_URL:
+        url = request.getfixturevalue("_postgres_migrated")
+        tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+
+        async def truncate() -> None:
+            db = Database(url)
+            try:
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            finally:
+                await db.dispose()
+
+        asyncio.run(truncate())
+        yield url
+        return
+    template = request.getfixturevalue("_sqlite_template")
+    path = tmp_path / "pontibot.db"
+    shutil.copyfile(template, path)
+    yield f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """An open Database on the test's database."""
+    database = Database(database_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def nlu_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the test session's trained NLU model lives (trained once per session)."""
+    return tmp_path_factory.mktemp("nlu")
+
+
+@pytest.fixture(scope="session")
+def nlu_parser(nlu_model_dir: Path):  # type: ignore[no-untyped-def]
+    """The real embedded parser, trained once for the whole session."""
+    from nlu.pipeline import build_parser
+
+    return build_parser("embedded", threshold=0.5, model_dir=nlu_model_dir)
+
+
+@pytest.fixture
+def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path) -> Settings:
+    """Settings for a test: repository config.yml, this test's database, no secrets from the host."""
+    return load_settings(
+        REPO / "config.yml",
+        environ={},
+        database={"url": database_url},
+        nlu={"model_dir": str(nlu_model_dir)},
+        server={"media_dir": str(tmp_path / "media")},
+    )
+
+
+@pytest.fixture
+async def runtime(settings: Settings, nlu_parser) -> AsyncIterator[Runtime]:  # type: ignore[no-untyped-def]
+    """An open runtime (database, parser, engine, dispatcher) on the test database."""
+    rt = await build_runtime(settings, parser=nlu_parser)
+    yield rt
+    await rt.db.dispose()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    """The real ASGI app served by uvicorn on 127.0.0.1 for this test."""
+
+    url: str
+    runtime: Runtime
+    client: httpx.AsyncClient
+
+
+@pytest.fixture
+async def live_server(settings: Settings, runtime: Runtime) -> AsyncIterator[LiveServer]:
+    """Serve the app over real HTTP and hand out a client for it."""
+    port = free_port()
+    app = create_app(settings, runtime=runtime)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield LiveServer(url, runtime, client)
+    server.should_exit = True
+    await task
