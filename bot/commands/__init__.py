@@ -1,0 +1,1 @@
+"""Sub-commands of the ``pontibot`` CLI, one module per command group."""

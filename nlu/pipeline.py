@@ -1,0 +1,169 @@
+"""Build an NLU parser: the embedded model (trained on demand, keyed by a data hash) or a Rasa server.
+
+Every backend honours button payloads (``/intent{"entity": "value"}``) and the fallback threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from nlu.classifier import MODEL_VERSION, IntentModel, Progress, stored_hash, train
+from nlu.entities import EntityExtractor, build_lookups
+from nlu.errors import ModelError
+from nlu.normalize import LEXICON_FILES, default_lexicon, tokens
+from nlu.payload import parse_payload
+from nlu.result import FALLBACK_INTENT, Entity, IntentScore, NluParser, ParseResult
+from nlu.training_data import TRAIN_DIR, data_hash, load, yaml_files
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "EmbeddedParser",
+    "build_parser",
+    "ensure_model",
+    "parse_payload",
+    "train_model",
+]
+
+DEFAULT_THRESHOLD = 0.5
+RANKING_SIZE = 10
+MAX_CLASSIFY_CHARS = 1000
+OUT_OF_SCOPE = "out_of_scope"
+
+
+def training_hash(data_dir: Path = TRAIN_DIR) -> str:
+    """Hash of the training data, the lexicons and the model version (the artifact's key)."""
+    return data_hash([*yaml_files(data_dir), *LEXICON_FILES], salt=MODEL_VERSION)
+
+
+def train_model(
+    model_dir: Path, *, data_dir: Path = TRAIN_DIR, progress: Progress | None = None
+) -> IntentModel:
+    """Train on ``data_dir`` and save the artifact into ``model_dir``."""
+    started = time.perf_counter()
+    data = load(data_dir)
+    lexicon = default_lexicon()
+    docs = [tokens(ex.text, lexicon) for ex in data.examples]
+    labels = [ex.intent for ex in data.examples]
+    model = train(docs, labels, data_hash=training_hash(data_dir), progress=progress)
+    model.save(model_dir)
+    logger.info(
+        "trained NLU model on %d examples, %d intents, in %.1f s",
+        len(docs),
+        len(model.labels),
+        time.perf_counter() - started,
+    )
+    return model
+
+
+def ensure_model(
+    model_dir: Path, *, data_dir: Path = TRAIN_DIR, progress: Progress | None = None
+) -> IntentModel:
+    """Load the artifact if it matches the training data; otherwise train and save it."""
+    wanted = training_hash(data_dir)
+    if stored_hash(model_dir) == wanted:
+        try:
+            return IntentModel.load(model_dir)
+        except ModelError:
+            logger.warning("NLU model in %s unreadable; retraining", model_dir, exc_info=True)
+    else:
+        logger.info("NLU model in %s missing or stale; training", model_dir)
+    return train_model(model_dir, data_dir=data_dir, progress=progress)
+
+
+class EmbeddedParser:
+    """Our own parser: normaliser + linear classifier + entity extractors, all in process."""
+
+    def __init__(
+        self,
+        model: IntentModel,
+        extractor: EntityExtractor,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+    ) -> None:
+        self.model = model
+        self.extractor = extractor
+        self.threshold = threshold
+        self._lexicon = default_lexicon()
+
+    def classify(self, text: str) -> tuple[IntentScore, ...]:
+        """The intent ranking (best first, up to RANKING_SIZE), without the fallback rule."""
+        probs = self.model.probabilities(tokens(text[:MAX_CLASSIFY_CHARS], self._lexicon))
+        if probs is None:
+            return ()
+        order = probs.argsort()[::-1][:RANKING_SIZE]
+        labels = self.model.labels
+        return tuple(IntentScore(labels[j], round(float(probs[j]), 6)) for j in order)
+
+    def parse_sync(self, text: str) -> ParseResult:
+        """Understand one message (synchronous, for batch use); never raises on odd text."""
+        if not isinstance(text, str):
+            text = "" if text is None else str(text)
+        try:
+            payload = parse_payload(text)
+            if payload is not None:
+                return payload
+            ranking = self.classify(text)
+            entities = self.extractor.extract(text)
+        except Exception:  # a parse must never take the dispatcher down; log and fall back
+            logger.exception("NLU parse failed for a message of %d characters", len(text))
+            ranking, entities = (), ()
+        return apply_threshold(text, ranking, entities, self.threshold)
+
+    async def parse(self, text: str) -> ParseResult:
+        """Understand one message (fast enough to run on the event loop: well under a millisecond)."""
+        return self.parse_sync(text)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def apply_threshold(
+    text: str,
+    ranking: tuple[IntentScore, ...],
+    entities: Iterable[Entity],
+    threshold: float,
+) -> ParseResult:
+    """Rasa's FallbackClassifier rule: below ``threshold`` the intent is ``nlu_fallback``."""
+    entities = tuple(entities)
+    if not ranking or math.isnan(ranking[0].confidence) or ranking[0].confidence < threshold:
+        fallback = IntentScore(FALLBACK_INTENT, threshold)
+        return ParseResult(text, fallback, entities, (fallback, *ranking[: RANKING_SIZE - 1]))
+    return ParseResult(text, ranking[0], entities, ranking)
+
+
+def build_parser(
+    backend: str = "embedded",
+    *,
+    threshold: float,
+    rasa_url: str | None = None,
+    model_dir: Path,
+    timeout: float = 5.0,
+    permit_pattern: str | None = None,
+    data_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> NluParser:
+    """An NLU parser for ``backend`` (``embedded`` or ``rasa``).
+
+    ``embedded`` loads the artifact from ``model_dir`` (training it first when missing or stale);
+    ``rasa`` sends each message to ``{rasa_url}/model/parse``.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    if backend == "embedded":
+        model = ensure_model(Path(model_dir), data_dir=data_dir or TRAIN_DIR, progress=progress)
+        words = (f[2:] for f in model.vocab if f.startswith("w:"))
+        extractor = EntityExtractor(build_lookups(), permit_pattern=permit_pattern, known_words=words)
+        return EmbeddedParser(model, extractor, threshold=threshold)
+    if backend == "rasa":
+        from nlu.rasa_http import RasaHttpParser
+
+        if not rasa_url:
+            raise ValueError("the rasa backend needs rasa_url (nlu.rasa_url in config.yml)")
+        return RasaHttpParser(rasa_url, threshold=threshold, timeout=timeout)
+    raise ValueError(f"unknown NLU backend {backend!r}; use 'embedded' or 'rasa'")
