@@ -38,6 +38,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or await build_runtime(settings, **runtime_kwargs)
         app.state.runtime = rt
+        if runtime is None:
+            await rt.start()
         logger.info("pontibot ready on %s", settings.server.public_url)
         try:
             yield

@@ -107,7 +107,7 @@ def chat(
 @db_app.command("upgrade")
 def db_upgrade(
     config: ConfigOption = None,
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "heads",
 ) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     from storage.db import sqlite_path

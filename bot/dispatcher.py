@@ -21,6 +21,7 @@ from bot.privacy import mask_id
 from flows.engine import FlowContext, FlowEngine, ResidentInfo, Step, apply_slots
 from flows.messages import Channel, IncomingMessage, Reply
 from flows.texts import Texts
+from integrations.base import ComplaintDesk, PermitBackend
 from nlu.result import FALLBACK_INTENT, IntentScore, NluParser, ParseResult
 from storage import repositories as repo
 from storage.db import Database, advisory_xact_lock
@@ -48,6 +49,8 @@ class TurnServices:
 
     session: AsyncSession
     timezone: ZoneInfo
+    permits: PermitBackend
+    complaints: ComplaintDesk
     clock: Any = None
 
     def now(self) -> datetime:
@@ -68,6 +71,8 @@ class Dispatcher:
         engine: FlowEngine,
         texts: Texts,
         flow_settings: Mapping[str, Any],
+        permits: PermitBackend,
+        complaints: ComplaintDesk,
         timezone: str = "Asia/Pontianak",
         default_language: str = "id",
         locks: ConversationLocks | None = None,
@@ -78,6 +83,8 @@ class Dispatcher:
         self.engine = engine
         self.texts = texts
         self.flow_settings = flow_settings
+        self.permits = permits
+        self.complaints = complaints
         self.timezone = ZoneInfo(timezone)
         self.default_language = default_language
         self.locks = locks or ConversationLocks()
@@ -171,7 +178,13 @@ class Dispatcher:
             state=conversation.state,
             slots=dict(conversation.slots or {}),
             texts=self.texts,
-            services=TurnServices(session=session, timezone=self.timezone, clock=self.clock),
+            services=TurnServices(
+                session=session,
+                timezone=self.timezone,
+                permits=self.permits,
+                complaints=self.complaints,
+                clock=self.clock,
+            ),
             turn=conversation.turns,
             settings=self.flow_settings,
         )

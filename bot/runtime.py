@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any
 
+from bot.backends import Backends, build_backends
+from bot.channels.base import ChannelService
 from bot.dispatcher import Dispatcher
+from bot.media import MediaStore
 from bot.settings import Settings
 from flows.engine import FlowEngine
+from flows.messages import Channel
 from flows.registry import build_engine
 from flows.texts import Texts
 from nlu.result import NluParser
@@ -33,11 +38,37 @@ class Runtime:
     texts: Texts
     engine: FlowEngine
     dispatcher: Dispatcher
+    backends: Backends
+    media: MediaStore
+    channels: dict[Channel, ChannelService] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def start(self) -> None:
+        """Start channels (polling, webhooks registration) and background jobs."""
+        for channel in self.channels.values():
+            await channel.start()
 
     async def close(self) -> None:
-        """Release the parser's and the database's resources."""
+        """Stop channels and background tasks, then release back ends, parser and database."""
+        for channel in self.channels.values():
+            try:
+                await channel.stop()
+            except Exception:
+                logger.exception("channel %s did not stop cleanly", channel.channel)
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+        await self.backends.aclose()
         await self.parser.aclose()
         await self.db.dispose()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run a background task that is kept referenced and cancelled on close."""
+        task = asyncio.create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
 
 
 def flow_settings(settings: Settings) -> dict[str, Any]:
@@ -84,14 +115,18 @@ async def build_runtime(
         raise
     texts = Texts.load()
     engine = build_engine()
+    backends = build_backends(settings, db)
     dispatcher = Dispatcher(
         db=db,
         parser=parser,
         engine=engine,
         texts=texts,
         flow_settings=flow_settings(settings),
+        permits=backends.permits,
+        complaints=backends.complaints,
         timezone=settings.timezone,
         default_language=settings.default_language,
         clock=clock,
     )
-    return Runtime(settings, db, parser, texts, engine, dispatcher)
+    media = MediaStore(settings.server.media_dir, max_bytes=settings.server.media_max_bytes)
+    return Runtime(settings, db, parser, texts, engine, dispatcher, backends, media)

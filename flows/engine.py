@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from flows.messages import Button, Channel, ContentKind, IncomingMessage, Reply
 from flows.texts import Texts
+from integrations.base import ComplaintDesk, PermitBackend
 from nlu.result import ParseResult
 
 logger = logging.getLogger(__name__)
@@ -52,7 +55,22 @@ class ResidentInfo:
 
 
 class Services(Protocol):
-    """Back ends and helpers flows may call (bound to the current unit of work)."""
+    """Back ends and helpers flows may call (``session`` is the current turn's transaction)."""
+
+    @property
+    def session(self) -> AsyncSession:
+        """The turn's database session (commit happens after the step is stored)."""
+        ...
+
+    @property
+    def permits(self) -> PermitBackend:
+        """The licensing system."""
+        ...
+
+    @property
+    def complaints(self) -> ComplaintDesk:
+        """Where complaints are filed and looked up."""
+        ...
 
     def now(self) -> datetime:
         """The current time, aware, in WIB."""

@@ -108,6 +108,24 @@ class ProcessedMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class Subscription(Base):
+    """A resident wants to hear when a permit or complaint moves (or general announcements)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("resident_id", "topic", "ref"),
+        Index("ix_subscriptions_topic_ref", "topic", "ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(16))  # permit | complaint | announcements
+    ref: Mapped[str] = mapped_column(String(64))  # permit number, ticket, or "*" for announcements
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class OutboxMessage(Base):
     """A message to push later (notification, staff reply, announcement), sent once by the dispatcher."""
 

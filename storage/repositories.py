@@ -12,7 +12,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import dialect_of
-from storage.models import Conversation, Message, OutboxMessage, ProcessedMessage, Resident
+from storage.models import (
+    Conversation,
+    Message,
+    OutboxMessage,
+    ProcessedMessage,
+    Resident,
+    Subscription,
+)
 from storage.types import utcnow
 
 
@@ -214,3 +221,59 @@ async def enqueue_outbox(
 async def touch_inbound(session: AsyncSession, *, resident_id: int, at: datetime) -> None:
     """Remember when the resident last wrote (WhatsApp's 24-hour window starts there)."""
     await session.execute(update(Resident).where(Resident.id == resident_id).values(last_inbound_at=at))
+
+
+async def subscribe(
+    session: AsyncSession, *, resident_id: int, topic: str, ref: str, last_status: str | None = None
+) -> None:
+    """Subscribe a resident to a permit, complaint or announcements (re-activates an old one)."""
+    existing = (
+        await session.execute(
+            select(Subscription).where(
+                Subscription.resident_id == resident_id, Subscription.topic == topic, Subscription.ref == ref
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        existing.active = True
+        if last_status is not None:
+            existing.last_status = last_status
+        return
+    session.add(
+        Subscription(
+            resident_id=resident_id,
+            topic=topic,
+            ref=ref,
+            active=True,
+            last_status=last_status,
+            created_at=utcnow(),
+        )
+    )
+    await session.flush()
+
+
+async def unsubscribe(
+    session: AsyncSession, *, resident_id: int, topic: str | None = None, ref: str | None = None
+) -> int:
+    """Deactivate a resident's subscriptions (all, one topic, or one item); returns how many."""
+    stmt = update(Subscription).where(Subscription.resident_id == resident_id, Subscription.active.is_(True))
+    if topic is not None:
+        stmt = stmt.where(Subscription.topic == topic)
+    if ref is not None:
+        stmt = stmt.where(Subscription.ref == ref)
+    result = await session.execute(stmt.values(active=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def subscriptions_of(session: AsyncSession, *, resident_id: int) -> Sequence[Subscription]:
+    """A resident's active subscriptions."""
+    stmt = select(Subscription).where(Subscription.resident_id == resident_id, Subscription.active.is_(True))
+    return (await session.execute(stmt.order_by(Subscription.id))).scalars().all()
+
+
+async def subscribers(session: AsyncSession, *, topic: str, ref: str) -> Sequence[Subscription]:
+    """Active subscriptions to one permit/complaint (with their residents)."""
+    stmt = select(Subscription).where(
+        Subscription.topic == topic, Subscription.ref == ref, Subscription.active.is_(True)
+    )
+    return (await session.execute(stmt.order_by(Subscription.id))).scalars().all()

@@ -24,7 +24,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings, load_settings
 from storage.db import Database
 from storage.migrate import upgrade
-from storage.models import Base
+from storage.schema import metadata
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("PONTIBOT_TEST_DATABASE_URL", "")
@@ -72,7 +72,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A freshly migrated, empty database for this test."""
     if PG_URL:
         url = request.getfixturevalue("_postgres_migrated")
-        tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+        tables = ", ".join(t.name for t in reversed(metadata.sorted_tables))
 
         async def truncate() -> None:
             db = Database(url)
@@ -130,7 +130,7 @@ async def runtime(settings: Settings, nlu_parser) -> AsyncIterator[Runtime]:  # 
     """An open runtime (database, parser, engine, dispatcher) on the test database."""
     rt = await build_runtime(settings, parser=nlu_parser)
     yield rt
-    await rt.db.dispose()
+    await rt.close()
 
 
 def free_port() -> int:

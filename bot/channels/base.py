@@ -18,6 +18,18 @@ class ChannelSender(Protocol):
         ...
 
 
+class ChannelService(ChannelSender, Protocol):
+    """A channel the runtime starts and stops (polling loops, webhook registration) and sends through."""
+
+    async def start(self) -> None:
+        """Begin receiving (start polling, register the webhook)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop receiving and release clients."""
+        ...
+
+
 def numbered_options(buttons: Sequence[Button], *, lang: str = "id") -> str:
     """Buttons as numbered lines plus how to answer, for channels without buttons (Rasa's way)."""
     lines = [f"{i}. {button.title}" for i, button in enumerate(buttons, start=1)]

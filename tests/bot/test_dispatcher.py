@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from sqlalchemy import func, select
 
+from bot.backends import NotConfigured
 from bot.dispatcher import Dispatcher
 from bot.runtime import flow_settings
 from bot.settings import Settings
@@ -78,6 +79,8 @@ def make_dispatcher(db: Database, settings: Settings, parser: KeywordParser) -> 
         engine=FlowEngine(flows, core_globals()),
         texts=TEXTS,
         flow_settings=flow_settings(settings),
+        permits=NotConfigured("permit"),  # type: ignore[arg-type]
+        complaints=NotConfigured("complaint"),  # type: ignore[arg-type]
     )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import inspect
 
 from storage.db import Database
 from storage.migrate import downgrade, schema_is_current, upgrade
-from storage.models import Base
+from storage.schema import metadata
 
 
 def _diff(database_url: str) -> list[object]:
@@ -19,7 +19,7 @@ def _diff(database_url: str) -> list[object]:
         try:
             async with db.engine.connect() as conn:
                 return await conn.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+                    lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
                 )
         finally:
             await db.dispose()

@@ -1,0 +1,11 @@
+"""The whole schema: imports every model module so their tables are on one metadata (Alembic uses it)."""
+
+from __future__ import annotations
+
+from storage import models
+from storage.models import Base
+
+# Each area's model module is imported here once, so its tables join Base.metadata.
+__all__ = ["metadata", "models"]
+
+metadata = Base.metadata
