@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import importlib
+import pkgutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -125,15 +127,18 @@ def db_upgrade(
     console.print(f"database at {revision}")
 
 
-def _mount_optional() -> None:
-    try:
-        from bot.commands.nlu import app as nlu_app
-    except ImportError:
-        return
-    app.add_typer(nlu_app, name="nlu", help="Train, run and evaluate the language understanding.")
+def _mount_commands() -> None:
+    """Mount every ``bot/commands/<name>.py`` that defines a typer ``app`` as ``pontibot <name>``."""
+    import bot.commands as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"bot.commands.{info.name}")
+        sub_app = getattr(module, "app", None)
+        if isinstance(sub_app, typer.Typer):
+            app.add_typer(sub_app, name=getattr(module, "NAME", info.name))
 
 
-_mount_optional()
+_mount_commands()
 
 
 def main() -> None:

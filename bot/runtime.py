@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.backends import Backends, build_backends
 from bot.channels.base import ChannelService
+from bot.channels.registry import build_channels
 from bot.dispatcher import Dispatcher
 from bot.media import MediaStore
 from bot.settings import Settings
@@ -129,4 +130,6 @@ async def build_runtime(
         clock=clock,
     )
     media = MediaStore(settings.server.media_dir, max_bytes=settings.server.media_max_bytes)
-    return Runtime(settings, db, parser, texts, engine, dispatcher, backends, media)
+    runtime = Runtime(settings, db, parser, texts, engine, dispatcher, backends, media)
+    runtime.channels = build_channels(runtime)
+    return runtime

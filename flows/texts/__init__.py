@@ -1,4 +1,8 @@
-"""Resident-facing copy, by language and key (id.yml, en.yml); the only place texts live."""
+"""Resident-facing copy, by language and key; the only place texts live.
+
+``<lang>.yml`` holds the core texts; each journey may keep its own ``<lang>/<journey>.yml`` fragment
+(keys must be unique across files).
+"""
 
 from __future__ import annotations
 
@@ -29,8 +33,16 @@ class Texts:
         """Read ``<lang>.yml`` for every supported language (nested keys are joined with dots)."""
         catalogs: dict[str, dict[str, str | list[str]]] = {}
         for lang in LANGUAGES:
-            raw = yaml.safe_load((directory / f"{lang}.yml").read_text(encoding="utf-8")) or {}
-            catalogs[lang] = _flatten(raw)
+            files = [directory / f"{lang}.yml", *sorted((directory / lang).glob("*.yml"))]
+            catalog: dict[str, str | list[str]] = {}
+            for path in files:
+                raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                flat = _flatten(raw)
+                clash = catalog.keys() & flat.keys()
+                if clash:
+                    raise ValueError(f"{path}: keys defined twice: {', '.join(sorted(clash))}")
+                catalog.update(flat)
+            catalogs[lang] = catalog
         return cls(catalogs)
 
     def keys(self, lang: str = DEFAULT_LANGUAGE) -> set[str]:
