@@ -27,7 +27,7 @@ IntArray = npt.NDArray[np.int64]
 Progress = Callable[[str, float], None]
 
 MODEL_VERSION = f"{FEATURE_VERSION}+logreg-v1"
-DEFAULT_C = 20.0
+DEFAULT_C = 50.0
 CHAR_MIN_DF = 2
 
 

@@ -38,8 +38,10 @@ def predict(parse: Parse, examples: Sequence[Example]) -> list[Prediction]:
     for ex in examples:
         result = parse(ex.text)
         ranking = [s for s in result.intent_ranking if s.name != FALLBACK_INTENT]
-        top = ranking[0] if ranking else result.intent
-        out.append(Prediction(ex, result, top.name, top.confidence))
+        if ranking:
+            out.append(Prediction(ex, result, ranking[0].name, ranking[0].confidence))
+        else:  # nothing the model knows: rejected at any threshold
+            out.append(Prediction(ex, result, FALLBACK_INTENT, 0.0))
     return out
 
 

@@ -33,10 +33,12 @@ EMOJI_WORDS = {
 _TICKET = re.compile(r"\badu\s*[-/ ]\s*\d{4}\s*[-/ ]\s*\d{3,8}\b")
 _PERMIT = re.compile(r"\b[a-z]{2,6}\s*[-/]\s*\d{4}\s*[-/]\s*\d{3,6}\b")
 _NIK = re.compile(r"(?<!\d)\d{16}(?!\d)")
-_PHONE = re.compile(r"(?<!\d)(?:\+?62|0)8\d{7,11}(?!\d)")
+_PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)[ -]?8\d{1,3}[ .-]?\d{3,4}[ .-]?\d{2,5}(?!\d)")
 _LONG_NUMBER = re.compile(r"\d{5,}")
 _REDUPLICATION = re.compile(r"\b([a-z]{3,})2\b")
 _REPEATED = re.compile(r"([a-z])\1{2,}")
+# "pagii", "iyaa", "heyy": a doubled last letter of a longer word is chat emphasis.
+_DOUBLED_END = re.compile(r"\b([a-z]{2,}?)([a-z])\2\b")
 _TOKEN = re.compile(r"[^\W_]+")
 
 # Placeholder words that replace identifiers, so the classifier sees "a ticket number" not its digits.
@@ -97,6 +99,7 @@ def tokens(text: str, lexicon: dict[tuple[str, ...], tuple[str, ...]] | None = N
     folded = _LONG_NUMBER.sub(f" {NUMBER_WORD} ", folded)
     folded = _REDUPLICATION.sub(r"\1 \1", folded)
     folded = _REPEATED.sub(r"\1", folded)
+    folded = _DOUBLED_END.sub(r"\1\2", folded)
     raw = _TOKEN.findall(folded)
     out: list[str] = []
     i = 0
