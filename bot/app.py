@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, Field
 
-from bot.channels.webchat import STATIC_DIR, webchat_router
+from bot.channels.webchat import PHOTO_PATH, STATIC_DIR, webchat_router
 from bot.deps import RuntimeDep
 from bot.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
 from bot.runtime import Runtime, build_runtime
@@ -56,7 +56,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     app.state.turns = turns
     install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.server.max_body_bytes,
+        overrides={PHOTO_PATH: settings.server.media_max_bytes + 64_000},
+    )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
 

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.deps import RuntimeDep
+from bot.media import MediaRejected
 from flows.messages import Channel, ContentKind, IncomingMessage, Location
+from flows.texts import LANGUAGES
 from storage import repositories as repo
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+STATIC_DIR = WEB_DIR / "static"
+PHOTO_PATH = "/api/chat/photo"
+BOOTH_SOURCE_PREFIX = "cfd-"
+_templates = Environment(
+    loader=FileSystemLoader(WEB_DIR / "templates"), autoescape=select_autoescape(["html"])
+)
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 MAX_TEXT = 10_000
 EVENT_KINDS = ("push", "staff")
@@ -100,7 +110,21 @@ def to_incoming(request: ChatRequest) -> IncomingMessage:
         payload=request.payload,
         location=location,
         kind=kind,
+        start_param=_source(request.session_id),
     )
+
+
+def _source(session_id: str) -> str | None:
+    """Sessions opened from the Car Free Day poster carry the ``cfd`` source in their id."""
+    return "cfd" if session_id.startswith(BOOTH_SOURCE_PREFIX) else None
+
+
+def render_page(rt: Any, lang: str) -> str:
+    """The chat page with its labels in ``lang`` and both catalogues for the language switch."""
+    catalogue = {code: rt.texts.section(code, "webchat") for code in LANGUAGES}
+    texts_json = json.dumps(catalogue, ensure_ascii=False).replace("</", "<\\/")
+    template = _templates.get_template("chat.html")
+    return template.render(lang=lang, t=catalogue[lang], texts_json=texts_json)
 
 
 def webchat_router() -> APIRouter:
@@ -108,14 +132,41 @@ def webchat_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        """The phone-first chat page."""
-        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+    async def page(rt: RuntimeDep, lang: str | None = None) -> HTMLResponse:
+        """The phone-first chat page (``?lang=en`` for English labels)."""
+        chosen = lang if lang in LANGUAGES else rt.settings.default_language
+        return HTMLResponse(render_page(rt, chosen), headers={"Cache-Control": "no-cache"})
 
     @router.post("/api/chat", response_model=ChatResponse, tags=["webchat"])
     async def chat(request: ChatRequest, rt: RuntimeDep) -> dict[str, Any]:
         """Send one message; a retry with the same ``message_id`` gets the same replies once."""
         result = await rt.dispatcher.handle(to_incoming(request))
+        return {"replies": [reply.to_dict() for reply in result.replies]}
+
+    @router.post(PHOTO_PATH, response_model=ChatResponse, tags=["webchat"])
+    async def photo(
+        rt: RuntimeDep,
+        session_id: Annotated[str, Form(pattern=SESSION_ID_PATTERN, max_length=128)],
+        file: Annotated[UploadFile, File(description="A JPEG, PNG, WebP or GIF photo")],
+        message_id: Annotated[str | None, Form(pattern=SESSION_ID_PATTERN, max_length=128)] = None,
+    ) -> dict[str, Any]:
+        """Send a photo (multipart); the bot answers as to any message."""
+        data = await file.read(rt.media.max_bytes + 1)
+        try:
+            media = rt.media.save(data)
+        except MediaRejected as exc:
+            status = 413 if len(data) > rt.media.max_bytes else 415
+            raise HTTPException(status, str(exc)) from None
+        msg = IncomingMessage(
+            channel=Channel.WEBCHAT,
+            chat_id=session_id,
+            user_id=session_id,
+            message_id=message_id or f"auto-{uuid.uuid4().hex}",
+            media=(media,),
+            kind=ContentKind.PHOTO,
+            start_param=_source(session_id),
+        )
+        result = await rt.dispatcher.handle(msg)
         return {"replies": [reply.to_dict() for reply in result.replies]}
 
     @router.get("/api/chat/{session_id}/events", response_model=EventsResponse, tags=["webchat"])

@@ -64,6 +64,16 @@ class Texts:
         options = self.variants(lang, key, **params)
         return options[seed % len(options)]
 
+    def section(self, lang: str, prefix: str) -> dict[str, str]:
+        """Every single-wording text under ``prefix.`` (e.g. a page's labels), keyed without the prefix."""
+        catalog = self._catalogs.get(lang) or self._catalogs[DEFAULT_LANGUAGE]
+        start = f"{prefix}."
+        return {
+            key[len(start) :]: str(value)
+            for key, value in catalog.items()
+            if key.startswith(start) and not isinstance(value, list)
+        }
+
     def placeholders(self, lang: str, key: str) -> set[str]:
         """The ``{name}`` parameters a text expects (for consistency checks)."""
         entry = self._catalogs[lang][key]

@@ -147,3 +147,64 @@ async def test_rejected_requests_store_nothing(live_server: LiveServer) -> None:
     async with live_server.runtime.db.session() as session:
         stored = (await session.execute(select(func.count()).select_from(Message))).scalar_one()
     assert stored == 0
+
+
+def png_bytes(size: int = 8) -> bytes:
+    """A real PNG image (what a phone's canvas produces), built with Pillow."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def test_a_photo_is_stored_and_answered(live_server: LiveServer) -> None:
+    response = await live_server.client.post(
+        "/api/chat/photo",
+        data={"session_id": "foto", "message_id": "p-1"},
+        files={"file": ("jalan.png", png_bytes(), "image/png")},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["replies"][0]["text"]
+    async with live_server.runtime.db.session() as session:
+        inbound = (await session.execute(select(Message).where(Message.direction == "in"))).scalar_one()
+    [media] = inbound.data["media"]
+    assert media["content_type"] == "image/png"
+    assert live_server.runtime.media.path(media["key"]).read_bytes() == png_bytes()
+
+
+async def test_photos_that_are_not_images_or_too_big_are_refused(live_server: LiveServer) -> None:
+    not_image = await live_server.client.post(
+        "/api/chat/photo", data={"session_id": "foto"}, files={"file": ("x.png", b"<html>", "image/png")}
+    )
+    too_big = await live_server.client.post(
+        "/api/chat/photo",
+        data={"session_id": "foto"},
+        files={"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"0" * 10_100_000, "image/png")},
+    )
+    no_file = await live_server.client.post("/api/chat/photo", data={"session_id": "foto"})
+
+    assert not_image.status_code == 415 and not_image.json()["error"]["message"]
+    assert too_big.status_code == 413
+    assert no_file.status_code == 422
+
+
+@pytest.mark.parametrize("lang", ["id", "en"])
+async def test_the_page_speaks_both_languages(live_server: LiveServer, lang: str) -> None:
+    page = await live_server.client.get("/", params={"lang": lang})
+
+    assert f'<html lang="{lang}">' in page.text
+    assert TEXTS.render(lang, "webchat.placeholder") in page.text
+    assert "</script><" not in page.text.split('id="texts"')[1].split("</script>")[0]
+
+
+async def test_booth_sessions_are_tagged_with_their_source(live_server: LiveServer) -> None:
+    await live_server.client.post("/api/chat", json=chat_body("halo", session_id="cfd-abc"))
+
+    async with live_server.runtime.db.session() as session:
+        conversation = await repo.find_conversation(session, channel="webchat", external_id="cfd-abc")
+        assert conversation is not None
+        assert conversation.resident.source == "cfd"

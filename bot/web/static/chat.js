@@ -1,18 +1,38 @@
-// Web chat: one session per browser, replies and buttons, pushed events by polling. No framework.
+// Web chat: one session per browser; replies with buttons; location and photo; pushed messages by
+// polling; Indonesian/English labels from the server's text catalogue. No framework, nothing external.
 (function () {
   "use strict";
   const log = document.getElementById("log");
   const form = document.getElementById("composer");
   const input = document.getElementById("text");
   const locate = document.getElementById("locate");
+  const photo = document.getElementById("photo");
+  const langButton = document.getElementById("lang");
+  const catalogue = JSON.parse(document.getElementById("texts").textContent);
   const params = new URLSearchParams(location.search);
   const storageKey = "pontibot.session";
+  const MAX_SIDE = 1600;
+
+  let lang = localStorage.getItem(storageKey + ".lang") || document.documentElement.lang || "id";
   let sessionId = localStorage.getItem(storageKey);
   if (!sessionId) {
-    sessionId = "web-" + randomId();
+    sessionId = (params.get("source") === "cfd" ? "cfd-" : "web-") + randomId();
     localStorage.setItem(storageKey, sessionId);
   }
   let lastEvent = Number(localStorage.getItem(storageKey + ".after") || 0);
+
+  function t(key) { return (catalogue[lang] || catalogue.id)[key] || catalogue.id[key] || key; }
+
+  function applyLanguage() {
+    document.documentElement.lang = lang;
+    document.title = t("title");
+    document.querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+    document.querySelectorAll("[data-t-aria]").forEach((el) => {
+      el.setAttribute("aria-label", t(el.dataset.tAria));
+      if (el.title) el.title = t(el.dataset.tAria);
+    });
+    document.querySelectorAll("[data-t-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.tPlaceholder); });
+  }
 
   function randomId() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
@@ -20,8 +40,7 @@
   }
 
   function linkify(node, text) {
-    const parts = text.split(/(https?:\/\/[^\s]+)/g);
-    for (const part of parts) {
+    for (const part of text.split(/(https?:\/\/[^\s]+)/g)) {
       if (/^https?:\/\//.test(part)) {
         const a = document.createElement("a");
         a.href = part; a.textContent = part; a.target = "_blank"; a.rel = "noopener";
@@ -32,17 +51,20 @@
     }
   }
 
+  function scrollDown() { log.scrollTop = log.scrollHeight; }
+
   function addMessage(text, who, extra) {
     const div = document.createElement("div");
     div.className = "msg " + who + (extra ? " " + extra : "");
     linkify(div, text);
     log.appendChild(div);
-    log.scrollTop = log.scrollHeight;
+    scrollDown();
     return div;
   }
 
   function addReply(reply, extra) {
-    addMessage(reply.text, "bot", extra);
+    const bubble = addMessage(reply.text, "bot", extra);
+    bubble.dataset.kind = extra || "reply";
     if (reply.venue) {
       const v = reply.venue;
       addMessage("📍 " + v.title + "\n" + v.address + "\nhttps://www.google.com/maps?q=" + v.lat + "," + v.lon, "bot");
@@ -58,35 +80,81 @@
         row.appendChild(btn);
       }
       log.appendChild(row);
-      log.scrollTop = log.scrollHeight;
+      scrollDown();
     }
   }
 
-  async function post(body, attempt) {
-    const res = await fetch("/api/chat", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
+  async function request(url, options, attempt) {
+    const res = await fetch(url, options);
     if (res.status === 503 && attempt < 3) {
       await new Promise((r) => setTimeout(r, 1500 * (attempt + 1)));
-      return post(body, attempt + 1);
+      return request(url, options, attempt + 1);
     }
     const data = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error((data.error && data.error.message) || "Gagal mengirim pesan.");
+    if (!res.ok) {
+      const err = new Error((data.error && data.error.message) || t("send_failed"));
+      err.status = res.status;
+      throw err;
+    }
     return data;
   }
 
   async function send(message) {
-    const shown = message.text || (message.location ? "📍 Lokasi dibagikan" : "");
+    const shown = message.text || (message.location ? t("location_shared") : "");
     if (shown) addMessage(shown, "me");
     const body = Object.assign({ session_id: sessionId, message_id: "m-" + randomId() }, message);
     if (!body.text) delete body.text;
     try {
-      const data = await post(body, 0);
+      const data = await request("/api/chat", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      }, 0);
       for (const reply of data.replies || []) addReply(reply);
     } catch (err) {
-      addMessage(err.message + " Silakan coba lagi.", "bot", "error");
+      addMessage(t("send_failed"), "bot", "error");
+    }
+  }
+
+  function downscale(file) {
+    // Phones take 4-12 MP photos; a 1600 px JPEG is plenty for a pothole and cheap on mobile data.
+    return new Promise((resolve) => {
+      const url = URL.createObjectURL(file);
+      const img = new Image();
+      img.onload = () => {
+        const scale = Math.min(1, MAX_SIDE / Math.max(img.width, img.height));
+        if (scale === 1 && file.size < 1500000) { URL.revokeObjectURL(url); resolve(file); return; }
+        const canvas = document.createElement("canvas");
+        canvas.width = Math.round(img.width * scale);
+        canvas.height = Math.round(img.height * scale);
+        canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+        URL.revokeObjectURL(url);
+        canvas.toBlob((blob) => resolve(blob || file), "image/jpeg", 0.82);
+      };
+      img.onerror = () => { URL.revokeObjectURL(url); resolve(file); };
+      img.src = url;
+    });
+  }
+
+  async function sendPhoto(file) {
+    if (!file.type.startsWith("image/")) { addMessage(t("photo_not_image"), "bot", "error"); return; }
+    const bubble = addMessage("", "me", "pending");
+    const preview = document.createElement("img");
+    preview.alt = t("photo_sent");
+    preview.src = URL.createObjectURL(file);
+    bubble.appendChild(preview);
+    const blob = await downscale(file);
+    const formData = new FormData();
+    formData.append("session_id", sessionId);
+    formData.append("message_id", "p-" + randomId());
+    formData.append("file", blob, "photo.jpg");
+    try {
+      const data = await request("/api/chat/photo", { method: "POST", body: formData }, 0);
+      bubble.classList.remove("pending");
+      for (const reply of data.replies || []) addReply(reply);
+    } catch (err) {
+      bubble.classList.remove("pending");
+      addMessage(err.status === 413 ? t("photo_too_big") : err.status === 415 ? t("photo_not_image") : t("send_failed"), "bot", "error");
     }
   }
 
@@ -96,13 +164,13 @@
       if (res.ok) {
         const data = await res.json();
         for (const ev of data.events || []) {
-          addReply({ text: ev.text, buttons: ev.buttons }, "push");
+          addReply({ text: ev.text, buttons: ev.buttons }, ev.kind === "staff" ? "push staff" : "push");
           lastEvent = Math.max(lastEvent, ev.id);
           localStorage.setItem(storageKey + ".after", String(lastEvent));
         }
       }
-    } catch (_) { /* offline for a moment: try again next tick */ }
-    setTimeout(poll, document.hidden ? 10000 : 3000);
+    } catch (_) { /* offline for a moment: the next tick tries again */ }
+    setTimeout(poll, document.hidden ? 10000 : 2000);
   }
 
   form.addEventListener("submit", (event) => {
@@ -114,23 +182,33 @@
   });
 
   locate.addEventListener("click", () => {
-    if (!navigator.geolocation) {
-      addMessage("Browser ini tidak bisa membagikan lokasi. Ketik nama jalan atau kelurahan saja ya.", "bot");
-      return;
-    }
+    if (!navigator.geolocation) { addMessage(t("no_geolocation"), "bot"); return; }
     navigator.geolocation.getCurrentPosition(
       (pos) => send({ location: { lat: pos.coords.latitude, lon: pos.coords.longitude } }),
-      () => addMessage("Lokasi tidak bisa diambil. Ketik nama jalan atau kelurahan saja ya.", "bot"),
+      () => addMessage(t("geolocation_failed"), "bot"),
       { enableHighAccuracy: true, timeout: 15000 }
     );
   });
 
-  const first = params.get("text") || "halo";
+  photo.addEventListener("change", () => {
+    const file = photo.files && photo.files[0];
+    photo.value = "";
+    if (file) sendPhoto(file);
+  });
+
+  langButton.addEventListener("click", () => {
+    lang = lang === "id" ? "en" : "id";
+    localStorage.setItem(storageKey + ".lang", lang);
+    applyLanguage();
+    send({ payload: '/change_language{"language": "' + lang + '"}' });
+  });
+
+  applyLanguage();
   if (!localStorage.getItem(storageKey + ".greeted")) {
     localStorage.setItem(storageKey + ".greeted", "1");
-    send({ text: first });
+    send({ text: params.get("text") || (lang === "en" ? "hello" : "halo") });
   } else {
-    addMessage("Selamat datang kembali, Kak! Ketik \"menu\" untuk melihat layanan.", "bot");
+    addMessage(t("welcome_back"), "bot");
   }
   poll();
 })();
