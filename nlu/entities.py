@@ -85,6 +85,7 @@ _PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)[ -]?8\d{1,3}[ .-]?\d{3,4}[ .-]?\d{
 _TICKET = re.compile(r"(?<![A-Za-z0-9])ADU\s*[-/ ]\s*(\d{4})\s*[-/ ]\s*(\d{6})(?!\d)", re.IGNORECASE)
 _MAX_ENTITY_CHARS = 4000
 _FUZZY_CUTOFF = 86.0
+_FUZZY_CUTOFF_LONG = 80.0
 
 
 def validate_nik(value: str) -> bool:
@@ -201,6 +202,7 @@ class EntityExtractor:
         self._max_len = max((len(k) for k in lookups), default=1)
         pattern = permit_pattern or PERMIT_NUMBER_PATTERN
         try:
+            re.compile(pattern)
             self._permit = re.compile(rf"(?<![A-Za-z0-9-])(?:{pattern})(?![A-Za-z0-9])", re.I)
         except re.error as exc:
             raise ValueError(f"permit_pattern {pattern!r} is not a valid regex: {exc}") from exc
@@ -319,7 +321,9 @@ class EntityExtractor:
         if cache_key in self._fuzzy_cache:
             return self._fuzzy_cache[cache_key]
         choices = self._choices.get(size, [])
-        match = process.extractOne(query, choices, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+        # Longer phrases tolerate two typos ("paret tokaye"); short words only one.
+        cutoff = _FUZZY_CUTOFF_LONG if len(query) >= 10 else _FUZZY_CUTOFF
+        match = process.extractOne(query, choices, scorer=fuzz.ratio, score_cutoff=cutoff)
         result = self._choice_keys[match[0]] if match else None
         if len(self._fuzzy_cache) < 100_000:
             self._fuzzy_cache[cache_key] = result

@@ -90,6 +90,8 @@ class EmbeddedParser:
         self.extractor = extractor
         self.threshold = threshold
         self._lexicon = default_lexicon()
+        # Payloads naming an intent we do not know (Telegram's "/start") are read as text.
+        self._intents = {*model.labels, FALLBACK_INTENT}
 
     def classify(self, text: str) -> tuple[IntentScore, ...]:
         """The intent ranking (best first, up to RANKING_SIZE), without the fallback rule."""
@@ -106,7 +108,7 @@ class EmbeddedParser:
             text = "" if text is None else str(text)
         try:
             payload = parse_payload(text)
-            if payload is not None:
+            if payload is not None and payload.intent.name in self._intents:
                 return payload
             ranking = self.classify(text)
             entities = self.extractor.extract(text)
