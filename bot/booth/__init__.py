@@ -1,0 +1,1 @@
+"""Car Free Day booth: the QR poster, LAN address detection, the booth screen."""
