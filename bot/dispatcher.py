@@ -22,6 +22,7 @@ from flows.engine import FlowContext, FlowEngine, ResidentInfo, Step, apply_slot
 from flows.messages import Channel, IncomingMessage, Reply
 from flows.texts import Texts
 from integrations.base import ComplaintDesk, PermitBackend
+from integrations.units import joined
 from nlu.result import FALLBACK_INTENT, IntentScore, NluParser, ParseResult
 from storage import repositories as repo
 from storage.db import Database, advisory_xact_lock
@@ -127,7 +128,8 @@ class Dispatcher:
             resident, conversation = await self._load(session, msg)
             await self._store_inbound(session, conversation, msg, nlu)
             ctx = self._context(session, resident, conversation)
-            step = await self.engine.handle(ctx, msg, nlu)
+            with joined(session):  # back ends that use our database work inside this turn's transaction
+                step = await self.engine.handle(ctx, msg, nlu)
             replies = tuple(step.replies)
             await self._store_step(session, resident, conversation, step, msg)
             logger.info(

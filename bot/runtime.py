@@ -46,6 +46,9 @@ class Runtime:
 
     async def start(self) -> None:
         """Start channels (polling, webhooks registration) and background jobs."""
+        from bot.jobs import start_backend_jobs
+
+        start_backend_jobs(self)
         for channel in self.channels.values():
             await channel.start()
 
@@ -116,7 +119,15 @@ async def build_runtime(
         raise
     texts = Texts.load()
     engine = build_engine()
-    backends = build_backends(settings, db)
+    backends: Backends | None = None
+    try:
+        backends = build_backends(settings, db, clock=clock)
+        await backends.prepare()  # seeds the demo permits into an empty table
+    except BaseException:
+        if backends is not None:
+            await backends.aclose()
+        await db.dispose()
+        raise
     dispatcher = Dispatcher(
         db=db,
         parser=parser,

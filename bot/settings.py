@@ -123,9 +123,23 @@ class PermitHttpSettings(_Section):
     auth_value: SecretStr | None = None
     get_path: str = "/permits/{number}"
     changes_path: str = "/permits/changes"
+    changes_param: str = "since"  # query parameter carrying the cursor
+    changes_items: str = "items"  # dotted path of the list in the changes answer
+    changes_cursor: str = "cursor"  # dotted path of the next cursor in the changes answer
     fields: dict[str, str] = Field(default_factory=dict)
     statuses: dict[str, str] = Field(default_factory=dict)
+    types: dict[str, str] = Field(default_factory=dict)  # their permit type word -> ours (pbg, slf, …)
     timeout: float = Field(10.0, gt=0)
+
+    @field_validator("statuses")
+    @classmethod
+    def _known_stages(cls, value: dict[str, str]) -> dict[str, str]:
+        from integrations.base import PermitStage
+
+        unknown = sorted(v for v in value.values() if v not in set(PermitStage))
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; use {', '.join(PermitStage)}")
+        return value
 
 
 class PermitsSettings(_Section):
@@ -154,6 +168,8 @@ class Open311Settings(_Section):
     jurisdiction_id: str | None = None
     service_codes: dict[str, str] = Field(default_factory=dict)
     timeout: float = Field(10.0, gt=0)
+    media_base_url: str | None = None  # public URL prefix of stored photos, sent as media_url
+    token_attempts: int = Field(3, ge=1, le=20)  # polls of tokens/{token}.json before leaving it to the job
 
 
 class ComplaintsSettings(_Section):
@@ -162,7 +178,9 @@ class ComplaintsSettings(_Section):
     backend: Literal["local", "open311"] = "local"
     open311: Open311Settings = Field(default_factory=Open311Settings)
     sla_working_days: dict[str, int] = Field(default_factory=dict)
+    agencies: dict[str, str] = Field(default_factory=dict)  # category -> OPD it is forwarded to
     duplicate_radius_m: float = Field(200.0, ge=0)
+    submit_interval_seconds: float = Field(30.0, gt=0)  # how often pending complaints are filed again
 
 
 class NotificationsSettings(_Section):

@@ -2,17 +2,24 @@
 
 IntegrationError
  ├── BackendUnavailable   timeout, connection refused, 5xx, circuit open (try again later)
+ │    └── TicketNotAssigned   filed, but the back end has not given a ticket yet (Open311 token)
  ├── BackendRejected      the back end refused the request (4xx, Open311 error array)
+ │    └── InvalidTransition   a complaint cannot move to that status from where it stands
  └── BadResponse          the answer could not be understood (HTML, invalid JSON, wrong shape, too big)
+
+Flows catch :class:`IntegrationError` and say ``backend.permits_down`` / ``backend.complaints_down``;
+a complaint is never lost: :class:`ComplaintDesk` stores it first and :class:`Filing` says whether it
+is still ``pending`` (then a job files it later and the resident is told the ticket number).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -35,6 +42,41 @@ class BackendRejected(IntegrationError):
 
 class BadResponse(IntegrationError):
     """The back end answered something we cannot read."""
+
+
+class TicketNotAssigned(BackendUnavailable):
+    """The back end accepted the report but has no ticket for it yet; ask again with ``token``."""
+
+    def __init__(self, message: str, *, token: str, backend: str = "") -> None:
+        super().__init__(message, backend=backend)
+        self.token = token
+
+
+class InvalidTransition(BackendRejected):
+    """A complaint cannot move to the requested status from its current one."""
+
+
+# Unambiguous characters only (no 0/O, 1/I/L): residents may read a reference aloud or retype it.
+_REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+_REPORTER_PREFIX = "resident:"
+
+
+def new_local_ref() -> str:
+    """A fresh local reference for a report (``REF-XXXXXXXX``), unique enough to be an idempotency key."""
+    return "REF-" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
+
+
+def reporter_ref(resident_id: int) -> str:
+    """The ``ComplaintReport.reporter`` value for one of our residents (never a phone number or NIK)."""
+    return f"{_REPORTER_PREFIX}{resident_id}"
+
+
+def resident_id_of(reporter: str | None) -> int | None:
+    """The resident id behind a :func:`reporter_ref` value, or None for any other reporter."""
+    if not reporter or not reporter.startswith(_REPORTER_PREFIX):
+        return None
+    tail = reporter[len(_REPORTER_PREFIX) :]
+    return int(tail) if tail.isdigit() else None
 
 
 class PermitStage(StrEnum):
@@ -95,6 +137,14 @@ class ComplaintStatus(StrEnum):
     RESOLVED = "resolved"
     REJECTED = "rejected"
 
+    @property
+    def is_open(self) -> bool:
+        """True while someone still has to act on the complaint."""
+        return self not in (ComplaintStatus.RESOLVED, ComplaintStatus.REJECTED)
+
+
+OPEN_STATUSES = frozenset(s for s in ComplaintStatus if s.is_open)
+
 
 @dataclass(frozen=True, slots=True)
 class ComplaintReport:
@@ -131,6 +181,7 @@ class Complaint:
     agency: str | None = None
     supporters: int = 0
     media_keys: tuple[str, ...] = field(default=())
+    local_ref: str | None = None  # our reference, when the report came through the bot
 
 
 class ComplaintBackend(Protocol):
@@ -139,7 +190,11 @@ class ComplaintBackend(Protocol):
     name: str
 
     async def create(self, report: ComplaintReport) -> Complaint:
-        """File a report; filing the same ``local_ref`` again returns the first complaint."""
+        """File a report and return it with its ticket.
+
+        Back ends that keep state (local) file the same ``local_ref`` once; for every back end the
+        :class:`ComplaintDesk` guarantees it, because it records the ticket under the local reference.
+        """
         ...
 
     async def get(self, ticket: str) -> Complaint | None:
@@ -159,6 +214,24 @@ class Filing:
     ticket: str | None
     complaint: Complaint | None
     pending: bool
+
+
+@runtime_checkable
+class TokenResolving(Protocol):
+    """A complaint back end that may answer a filing with a token first (Open311 batch services)."""
+
+    async def resolve_token(self, token: str) -> Complaint | None:
+        """The complaint a token became, or None while the back end has not assigned a ticket."""
+        ...
+
+
+@runtime_checkable
+class NearbySearching(Protocol):
+    """A complaint back end that can list open complaints near a point."""
+
+    async def nearby(self, *, category: str, lat: float, lon: float, radius_m: float) -> Sequence[Complaint]:
+        """Open complaints of ``category`` within ``radius_m`` of a point, nearest first."""
+        ...
 
 
 class ComplaintDesk(Protocol):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from storage import models
+from storage import backend_models, models
 from storage.models import Base
 
 # Each area's model module is imported here once, so its tables join Base.metadata.
-__all__ = ["metadata", "models"]
+__all__ = ["backend_models", "metadata", "models"]
 
 metadata = Base.metadata

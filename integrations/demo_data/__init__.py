@@ -1,0 +1,1 @@
+"""Seed data of the demo back ends (YAML)."""
