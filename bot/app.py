@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, Field
 
 from bot.channels.webchat import PHOTO_PATH, STATIC_DIR, webchat_router
+from bot.channels.whatsapp import whatsapp_router
 from bot.deps import RuntimeDep
 from bot.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
 from bot.runtime import Runtime, build_runtime
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
+    app.include_router(whatsapp_router())
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(rt: RuntimeDep) -> JSONResponse:

@@ -113,6 +113,9 @@ class TwilioSettings(_Section):
     status_callback_url: str | None = None
     templates: dict[str, str] = Field(default_factory=dict)
     messages_per_second: float = Field(1.0, gt=0)
+    timeout: float = Field(15.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(1.0, ge=0)
 
 
 class PermitHttpSettings(_Section):
