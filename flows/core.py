@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.engine import Flow, FlowContext, Globals, Step, fallback_count
+from flows.engine import Flow, FlowContext, Globals, Handler, Step, fallback_count
 from flows.messages import Button, IncomingMessage, Reply
 from nlu.result import ParseResult
 
@@ -15,7 +15,10 @@ MENU_ITEMS = (
     ("menu.staff", "/talk_to_staff"),
 )
 ENGLISH_WORDS = ("english", "inggris", "eng")
-INDONESIAN_WORDS = ("indonesia", "indo", "melayu")
+INDONESIAN_WORDS = ("indonesia", "indo", "melayu", "bahasa")
+EMERGENCY_NUMBER = "112"
+MENU_WORDS = frozenset({"menu", "menu utama", "main menu", "start", "mulai"})
+SIDE_SMALLTALK = frozenset({"greet", "goodbye", "thank_you", "bot_challenge"})
 
 
 def menu_buttons(ctx: FlowContext) -> tuple[Button, ...]:
@@ -37,8 +40,14 @@ async def on_greet(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> 
 
 
 async def on_help(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
-    """Explains what the bot can do and shows the menu; leaves any active flow untouched."""
+    """Shows the menu (with what the bot can do when asked for help); leaves any active flow untouched."""
+    if _asks_for_menu_only(msg.text or msg.payload or ""):
+        return Step([Reply(ctx.t("menu.intro"), menu_buttons(ctx))], ctx.state)
     return Step([ctx.reply("help"), Reply(ctx.t("menu.intro"), menu_buttons(ctx))], ctx.state)
+
+
+def _asks_for_menu_only(text: str) -> bool:
+    return text.strip().strip("/").casefold() in MENU_WORDS
 
 
 async def on_cancel(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
@@ -55,7 +64,10 @@ async def on_fallback(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) 
 
 
 async def on_change_language(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
-    """Switches the resident's language when it is clear which one, else asks with two buttons."""
+    """Stores the resident's language when it is clear which one, else asks with two buttons.
+
+    Keeps the active flow; the engine repeats its pending question in the new language.
+    """
     wanted = nlu.entity("language") or _language_in(msg.text or "")
     if wanted not in ("id", "en"):
         buttons = (
@@ -63,7 +75,8 @@ async def on_change_language(ctx: FlowContext, msg: IncomingMessage, nlu: ParseR
             ctx.button("language.button_en", '/change_language{"language": "en"}'),
         )
         return Step([Reply(ctx.t("language.ask"), buttons)], ctx.state)
-    text = ctx.texts.render(wanted, "language.changed", seed=ctx.turn)
+    key = "language.already" if wanted == ctx.lang else "language.changed"
+    text = ctx.texts.render(wanted, key, seed=ctx.turn)
     return Step([Reply(text)], ctx.state, language=wanted)
 
 
@@ -71,16 +84,22 @@ def _language_in(text: str) -> str | None:
     lowered = text.casefold()
     if any(word in lowered for word in ENGLISH_WORDS):
         return "en"
-    if any(word in lowered for word in INDONESIAN_WORDS):
+    if any(word in lowered for word in INDONESIAN_WORDS[:3]):
         return "id"
     return None
 
 
 async def on_emergency(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
-    """Gives the emergency numbers at once (no questions) and offers a person."""
-    numbers = "\n".join(
-        f"• {name}: {number}" for name, number in ctx.settings.get("emergency_numbers", {}).items()
+    """Gives 112 and the configured emergency numbers at once (no questions), then offers a person.
+
+    Ends any active flow: an emergency matters more than a half-filled form.
+    """
+    configured = dict(ctx.settings.get("emergency_numbers", {}))
+    lines = (
+        [] if EMERGENCY_NUMBER in configured.values() else [(ctx.t("emergency_112_label"), EMERGENCY_NUMBER)]
     )
+    lines += sorted(configured.items(), key=lambda item: item[1] != EMERGENCY_NUMBER)
+    numbers = "\n".join(f"☎️ {name}: {number}" for name, number in lines)
     staff = ctx.button("emergency_staff_button", "/talk_to_staff")
     return Step([ctx.reply("emergency", staff, numbers=numbers)], None, clear_slots=True)
 
@@ -96,17 +115,21 @@ async def on_unsupported(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResul
     return Step([ctx.reply("unsupported_content")], ctx.state)
 
 
-def _say(key: str, *, with_menu: bool = False) -> Flow:
+def _say(key: str, *, with_menu: bool = False) -> Handler:
     async def start(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
         reply = Reply(ctx.t(key), menu_buttons(ctx)) if with_menu else ctx.reply(key)
         return Step([reply])
 
-    start.__doc__ = f"Answers with {key!r}; stores nothing."
-    return Flow(name=key, intents=frozenset(), start=start)
+    start.__doc__ = f"Answers with {key!r} (wording varies by turn); stores nothing."
+    return start
 
 
 def smalltalk_flows() -> list[Flow]:
-    """One-turn answers that vary their wording: goodbye, thanks, bot challenge, out of scope."""
+    """One-turn answers that vary their wording: greeting, goodbye, thanks, bot challenge, out of scope.
+
+    Greeting, goodbye, thanks and "are you a bot?" are side answers: said in the middle of a flow,
+    they are answered and the flow's question is asked again.
+    """
     said = {
         "goodbye": _say("goodbye"),
         "thank_you": _say("thank_you"),
@@ -114,10 +137,18 @@ def smalltalk_flows() -> list[Flow]:
         "out_of_scope": _say("out_of_scope", with_menu=True),
         "affirm": _say("affirm_idle", with_menu=True),
         "deny": _say("deny_idle"),
+        "greet": on_greet,
     }
-    flows = [Flow(name=f"smalltalk.{i}", intents=frozenset({i}), start=f.start) for i, f in said.items()]
-    flows.append(Flow(name="greet", intents=frozenset({"greet"}), start=on_greet))
-    return flows
+    return [
+        Flow(
+            name=f"smalltalk.{intent}",
+            intents=frozenset({intent}),
+            start=handler,
+            side=intent in SIDE_SMALLTALK,
+            title_key="flow_title.smalltalk",
+        )
+        for intent, handler in said.items()
+    ]
 
 
 def core_globals() -> Globals:
