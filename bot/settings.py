@@ -24,6 +24,8 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
+from bot.staff.hours import StaffHours
+
 DEFAULT_CONFIG = Path("config.yml")
 ENV_PREFIX = "PONTIBOT_"
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "secret", "xxx", "todo", "your-token-here"})
@@ -216,8 +218,21 @@ class StaffSettings(_Section):
     """When people answer handoffs, and the console's session settings."""
 
     hours: str = "Mon-Fri 07:30-16:00"
+    closed_on_holidays: bool = True
     api_token: SecretStr | None = None
     session_hours: int = Field(12, ge=1, le=24 * 30)
+    login_max_failures: int = Field(5, ge=1, le=100)
+    login_lock_minutes: int = Field(15, ge=1, le=24 * 60)
+
+    @field_validator("hours")
+    @classmethod
+    def _readable_hours(cls, value: str) -> str:
+        StaffHours.parse(value)  # HoursError is a ValueError: pydantic reports it under staff.hours
+        return value
+
+    def schedule(self, timezone: str = "Asia/Pontianak") -> StaffHours:
+        """The parsed staff hours (WIB), closed on public holidays unless configured otherwise."""
+        return StaffHours.parse(self.hours, timezone=timezone, closed_on_holidays=self.closed_on_holidays)
 
 
 class PrivacySettings(_Section):
