@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, Field
 
+from bot.channels.telegram import telegram_router
 from bot.channels.webchat import PHOTO_PATH, STATIC_DIR, webchat_router
 from bot.channels.whatsapp import whatsapp_router
 from bot.deps import RuntimeDep
@@ -64,6 +65,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
+    app.include_router(telegram_router())
     app.include_router(whatsapp_router())
 
     @app.get("/healthz", tags=["ops"])

@@ -164,6 +164,7 @@ class Dispatcher:
         if msg.start_param and not resident.source:
             resident.source = msg.start_param[:32]
         resident.last_inbound_at = msg.received_at
+        resident.unreachable = False  # a resident who writes to us can be written to again
         conversation = await repo.get_or_create_conversation(session, resident=resident)
         if not self.engine.knows_state(conversation.state):
             conversation.state = None

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -104,6 +112,23 @@ class TelegramSettings(_Section):
     webhook_secret: SecretStr | None = None
     staff_group_id: int | None = None
     bot_username: str | None = None
+    poll_timeout: int = Field(30, ge=0, le=50)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_token_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("expected 1-256 characters A-Z, a-z, 0-9, _ or - (Telegram's secret_token)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> TelegramSettings:
+        if self.mode == "webhook" and not self.webhook_url:
+            raise ValueError(
+                "mode is webhook but webhook_url is empty: set the public HTTPS URL of "
+                "POST /webhooks/telegram (telegram.webhook_url), or use mode: polling"
+            )
+        return self
 
 
 class TwilioSettings(_Section):

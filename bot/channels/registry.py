@@ -22,6 +22,11 @@ DB_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 def build_channels(rt: Runtime) -> dict[Channel, ChannelService]:
     """The push channels configured in settings (web chat and console need no service)."""
     channels: dict[Channel, ChannelService] = {}
+    if rt.settings.telegram_enabled:
+        # Imported here: bot.channels.telegram imports process_and_reply from this module.
+        from bot.channels.telegram import TelegramChannel
+
+        channels[Channel.TELEGRAM] = TelegramChannel(rt)
     if rt.settings.whatsapp_enabled:
         # Imported here: bot.channels.whatsapp imports process_and_reply from this module.
         from bot.channels.whatsapp import WhatsAppChannel

@@ -1,0 +1,140 @@
+"""Channel fixtures: the fake Bot API server, recorded Telegram updates, the bot served over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from bot.app import create_app
+from bot.channels.telegram import TelegramChannel
+from bot.runtime import Runtime, build_runtime
+from bot.settings import Settings, load_settings
+from flows.messages import Channel
+from tests.channels.fake_telegram import FakeTelegram
+from tests.conftest import REPO, free_port
+
+FIXTURES = REPO / "tests" / "fixtures" / "telegram"
+
+
+def load_update(name: str, *, update_id: int | None = None, chat_id: int | None = None) -> dict[str, Any]:
+    """A recorded update from tests/fixtures/telegram, optionally with another update id or chat."""
+    update = copy.deepcopy(json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8")))
+    if update_id is not None:
+        update["update_id"] = update_id
+    if chat_id is not None:
+        for key in ("message", "edited_message"):
+            if key in update:
+                update[key]["chat"]["id"] = chat_id
+                update[key]["from"]["id"] = chat_id
+        if "callback_query" in update:
+            update["callback_query"]["from"]["id"] = chat_id
+            update["callback_query"]["message"]["chat"]["id"] = chat_id
+    return update
+
+
+@pytest.fixture
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """A running fake Bot API server."""
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@dataclass
+class TelegramBot:
+    """pontibot served over HTTP with Telegram on, talking to the fake Bot API."""
+
+    fake: FakeTelegram
+    runtime: Runtime
+    channel: TelegramChannel
+    client: httpx.AsyncClient
+    url: str
+
+    async def settle(self, update_id: int) -> None:
+        """Wait until the bot received ``update_id`` (polled and confirmed, or delivered) and handled it."""
+        if self.channel.mode == "webhook":
+            deadline = asyncio.get_running_loop().time() + 10
+            while update_id not in {uid for uid, _ in self.fake.deliveries}:
+                assert asyncio.get_running_loop().time() < deadline, f"update {update_id} never delivered"
+                await asyncio.sleep(0.01)
+        else:
+            deadline = asyncio.get_running_loop().time() + 10
+            while not self.fake.confirmed(update_id):
+                assert asyncio.get_running_loop().time() < deadline, f"update {update_id} never polled"
+                await asyncio.sleep(0.01)
+        await self.channel.drain(grace=10)
+
+
+BotFactory = Callable[..., Any]
+
+
+def telegram_settings(
+    base: Settings,
+    fake: FakeTelegram,
+    *,
+    tmp_path: Path,
+    telegram: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Settings:
+    """The test settings with Telegram on (token + base URL of the fake), fast rates unless overridden."""
+    overrides: dict[str, Any] = {
+        "database": {"url": base.database.url},
+        "nlu": {"model_dir": str(base.nlu.model_dir)},
+        "server": {"media_dir": str(tmp_path / "media")},
+        "telegram": {"base_url": fake.base_url, "poll_timeout": 1, **(telegram or {})},
+        "notifications": {"rates": {"telegram_global": 1000, "telegram_per_chat": 1000, "whatsapp": 1}},
+    }
+    overrides.update(sections)
+    return load_settings(REPO / "config.yml", environ={"TELEGRAM_BOT_TOKEN": fake.token}, **overrides)
+
+
+@pytest.fixture
+def serve_telegram_bot(
+    settings: Settings, fake_telegram: FakeTelegram, nlu_parser: Any, tmp_path: Path
+) -> Callable[..., Any]:
+    """``async with serve_telegram_bot(mode="polling"|"webhook", **sections) as bot:`` over real HTTP."""
+
+    @asynccontextmanager
+    async def serve(
+        *, mode: str = "polling", telegram: dict[str, Any] | None = None, **sections: Any
+    ) -> AsyncIterator[TelegramBot]:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        telegram = dict(telegram or {})
+        if mode == "webhook":
+            telegram.setdefault("webhook_url", f"{url}/webhooks/telegram")
+            telegram.setdefault("webhook_secret", "s3cret-token_for-tests")
+        bot_settings = telegram_settings(
+            settings, fake_telegram, tmp_path=tmp_path, telegram=telegram, **sections
+        )
+        rt = await build_runtime(bot_settings, parser=nlu_parser)
+        app = create_app(bot_settings, runtime=rt)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+            await rt.start()
+            channel = rt.channels[Channel.TELEGRAM]
+            assert isinstance(channel, TelegramChannel)
+            await asyncio.wait_for(channel.ready.wait(), timeout=10)
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                yield TelegramBot(fake_telegram, rt, channel, client, url)
+        finally:
+            server.should_exit = True
+            await task
+            await rt.close()
+
+    return serve
