@@ -285,7 +285,7 @@ class ResilientClient:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise BadResponse(
-                f"{self.name} answered {declared} bytes, more than the {self.max_bytes} we accept",
+                f"{self.name} answered {declared} bytes, more than the {self.max_bytes} bytes we accept",
                 backend=self.name,
             )
         chunks: list[bytes] = []

@@ -36,6 +36,7 @@ class Answer:
     body: bytes
     content_type: str = "application/json; charset=utf-8"
     delay: float = 0.0
+    declare_length: bool = True  # False: no Content-Length, the body ends when the connection closes
 
     @classmethod
     def json(cls, status: int, data: Any) -> Answer:
@@ -109,7 +110,8 @@ class FakeServer:
                 try:
                     self.send_response(answer.status)
                     self.send_header("Content-Type", answer.content_type)
-                    self.send_header("Content-Length", str(len(answer.body)))
+                    if answer.declare_length:
+                        self.send_header("Content-Length", str(len(answer.body)))
                     self.end_headers()
                     self.wfile.write(answer.body)
                 except (BrokenPipeError, ConnectionResetError):
