@@ -69,6 +69,8 @@ MONTH_WORDS = {
 HOLIDAY_WORDS = ("tanggal merah", "tgl merah", "libur", "holiday", "cuti bersama", "lebaran", "hari raya")
 _DAY_MONTH = re.compile(r"\b(\d{1,2})\s*(?:-|/|\s)\s*([a-z]+|\d{1,2})\b")
 _DAY_OF_MONTH = re.compile(r"\b(?:tanggal|tgl|tang|date)\s*(\d{1,2})\b")
+CAMAT_WORDS = frozenset({"camat", "kecamatan", "district"})
+LURAH_WORDS = frozenset({"lurah", "kelurahan"})
 _NEXT_WEEK = ("minggu depan", "next week", "pekan depan")
 
 
@@ -111,8 +113,8 @@ async def on_ask_camat(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult)
     aspect = INTENTS.get(nlu.intent_name, _slot_aspect(ctx))
     asked = asked_date(nlu.text, ctx.services.now().date()) or _slot_date(ctx)
     target = _target_in(nlu, prefer_camat=True)
-    if target is not None and target.office is None and target.kelurahan_code:
-        target = _camat_of_kelurahan(target.kelurahan_code)
+    if target is not None and target.office is None:
+        target = _camat_of_kelurahan(target.kelurahan_code) if target.kelurahan_code else None
     misses = int(ctx.slots.get(MISSES_SLOT, 0) or 0)
     return _respond(ctx, target, aspect, asked, misses=misses, state=OfficesState.ASK_CAMAT)
 
@@ -418,8 +420,11 @@ def _target_in(nlu: ParseResult, *, prefer_camat: bool = False) -> Target | None
             if prefer_camat:
                 return _camat_of_kelurahan(code)
             return Target(kelurahan_code=code)
-    if LURAH in nlu.entity_values("office"):
+    words = set(re.findall(r"[a-z]+", nlu.text.casefold()))
+    if LURAH in nlu.entity_values("office") or words & LURAH_WORDS:
         return Target(generic_lurah=True)
+    if words & CAMAT_WORDS:
+        return Target(generic_camat=True)
     return None
 
 
