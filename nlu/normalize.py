@@ -39,6 +39,8 @@ _REDUPLICATION = re.compile(r"\b([a-z]{3,})2\b")
 _REPEATED = re.compile(r"([a-z])\1{2,}")
 # "pagii", "iyaa", "heyy": a doubled last letter of a longer word is chat emphasis.
 _DOUBLED_END = re.compile(r"\b([a-z]{2,}?)([a-z])\2\b")
+# Pontianak Malay "-nye" is Indonesian "-nya" ("kantornye", "biayanye").
+_NYE = re.compile(r"\b([a-z]{2,})nye\b")
 _TOKEN = re.compile(r"[^\W_]+")
 
 # Placeholder words that replace identifiers, so the classifier sees "a ticket number" not its digits.
@@ -100,6 +102,7 @@ def tokens(text: str, lexicon: dict[tuple[str, ...], tuple[str, ...]] | None = N
     folded = _REDUPLICATION.sub(r"\1 \1", folded)
     folded = _REPEATED.sub(r"\1", folded)
     folded = _DOUBLED_END.sub(r"\1\2", folded)
+    folded = _NYE.sub(r"\1nya", folded)
     raw = _TOKEN.findall(folded)
     out: list[str] = []
     i = 0

@@ -16,6 +16,10 @@ from nlu.errors import TrainingDataError
 
 TRAIN_DIR = Path(__file__).with_name("data") / "nlu"
 TEST_DIR = Path(__file__).with_name("data") / "test"
+# Resident messages written before the training data was read: dev (for tuning) and test (report only).
+BLIND_DIR = Path(__file__).with_name("data") / "blind"
+BLIND_DEV = BLIND_DIR / "dev.yml"
+BLIND_TEST = BLIND_DIR / "test.yml"
 
 # [text](entity), [text](entity:value), [text]{"entity": "...", "value": "..."}
 _ANNOTATION = re.compile(r"\[(?P<text>[^\]]+)\](?:\((?P<short>[^)]+)\)|(?P<json>\{[^}]*\}))")
