@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from integrations.base import (
@@ -148,8 +148,12 @@ class StoringComplaintDesk:
     async def pending_count(self) -> int:
         """How many reports still wait to be filed."""
         async with unit_of_work(self.db) as session:
-            stmt = select(ComplaintRecord.id).where(ComplaintRecord.status == ComplaintStatus.PENDING.value)
-            return len((await session.execute(stmt)).all())
+            stmt = (
+                select(func.count())
+                .select_from(ComplaintRecord)
+                .where(ComplaintRecord.status == ComplaintStatus.PENDING.value)
+            )
+            return int((await session.execute(stmt)).scalar_one())
 
     async def get(self, ticket: str) -> Complaint | None:
         """A complaint by ticket or local reference (fresh from the back end when it is not ours)."""

@@ -94,7 +94,11 @@ async def test_a_complaint_filed_during_an_outage_is_submitted_once_and_the_resi
     filing = await live_server.runtime.backends.complaints.file(report_for(resident_id))
     told = TEXTS.render("id", "backend.complaint_pending", ref=filing.local_ref)
 
-    assert (filing.pending, filing.ticket) == (True, None)
+    assert (filing.pending, filing.ticket, await live_server.runtime.backends.complaints.pending_count()) == (
+        True,
+        None,
+        1,
+    )
     assert filing.complaint is not None and filing.complaint.status is ComplaintStatus.PENDING
     assert filing.local_ref in told and "otomatis" in told
 
