@@ -44,6 +44,7 @@ from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import select
 from sqlalchemy import update as sql_update
+from sqlalchemy.ext.asyncio import AsyncSession
 from telegram import (
     Bot,
     CallbackQuery,
@@ -287,7 +288,8 @@ class TelegramChannel:
 
     async def _connect(self) -> bool:
         """getMe, then register the webhook (or delete it so getUpdates works); retried with backoff."""
-        for attempt in range(10**9):
+        attempt = 0
+        while True:
             try:
                 await self._bot.initialize()
                 if self.webhook_url:
@@ -306,13 +308,13 @@ class TelegramChannel:
                 return False
             except TelegramError:
                 delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+                attempt += 1
                 logger.warning("telegram: cannot reach the Bot API, retrying in %.0f s", delay, exc_info=True)
                 await asyncio.sleep(delay)
             else:
                 logger.info("telegram: connected as @%s (%s)", self._bot.username, self.mode)
                 self.ready.set()
                 return True
-        return False  # pragma: no cover
 
     async def _poll(self) -> None:
         """The getUpdates loop: each update is handed to a background task; errors back off and retry."""
@@ -580,7 +582,7 @@ class TelegramChannel:
             lang = await self._language(session, chat_id)
         await self.send(chat_id, [Reply(self._rt.texts.render(lang, key))])
 
-    async def _language(self, session: Any, chat_id: str) -> str:
+    async def _language(self, session: AsyncSession, chat_id: str) -> str:
         conversation = await repo.find_conversation(
             session, channel=Channel.TELEGRAM.value, external_id=chat_id
         )
@@ -764,13 +766,13 @@ def telegram_router() -> APIRouter:
     async def telegram_webhook(
         request: Request,
         rt: RuntimeDep,
-        x_telegram_bot_api_secret_token: Annotated[str | None, Header()] = None,
+        secret_token: Annotated[str | None, Header(alias=SECRET_HEADER)] = None,
     ) -> Response:
         """One update from Telegram; 403 without our secret token, 400 when it is not an Update."""
         channel = rt.channels.get(Channel.TELEGRAM)
         if not isinstance(channel, TelegramChannel) or channel.mode != "webhook":
             raise HTTPException(status_code=404)
-        if not channel.verify_secret(x_telegram_bot_api_secret_token):
+        if not channel.verify_secret(secret_token):
             client = request.client.host if request.client else "?"
             logger.warning("telegram webhook: wrong or missing secret token from %s; refused", client)
             raise HTTPException(status_code=403)
