@@ -20,6 +20,7 @@ from bot.deps import RuntimeDep
 from bot.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
+from bot.staff.routes import install_staff
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     app.include_router(webchat_router())
     app.include_router(telegram_router())
     app.include_router(whatsapp_router())
+    install_staff(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(rt: RuntimeDep) -> JSONResponse:

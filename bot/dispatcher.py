@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.locks import ConversationKey, ConversationLocks
 from bot.privacy import mask_id
 from flows.engine import FlowContext, FlowEngine, ResidentInfo, Step, apply_slots
+from flows.handoff import HANDOFF_STATUS, speaks_during_handoff
 from flows.messages import Channel, IncomingMessage, Reply
 from flows.texts import Texts
 from integrations.base import ComplaintDesk, PermitBackend
@@ -127,6 +128,11 @@ class Dispatcher:
                     return await self._answer_duplicate(session, msg)
             resident, conversation = await self._load(session, msg)
             await self._store_inbound(session, conversation, msg, nlu)
+            if conversation.status == HANDOFF_STATUS and not speaks_during_handoff(msg, nlu):
+                # A person has this conversation: keep the message for them, the bot stays silent.
+                await self._store_replies(session, conversation.id, (), msg)
+                logger.info("turn kept for staff channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
+                return DispatchResult((), conversation_id=conversation.id)
             ctx = self._context(session, resident, conversation)
             with joined(session):  # back ends that use our database work inside this turn's transaction
                 step = await self.engine.handle(ctx, msg, nlu)

@@ -82,6 +82,7 @@ def flow_settings(settings: Settings) -> dict[str, Any]:
         "staff_contact": settings.contact.whatsapp_line,
         "lapor_url": settings.contact.lapor_url,
         "permit_pattern": settings.permits.number_pattern,
+        "staff_hours": settings.staff.schedule(settings.timezone),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flows import handoff
 from flows.core import core_globals, smalltalk_flows
 from flows.documents import documents_flow
 from flows.engine import FlowEngine
@@ -11,7 +12,16 @@ from flows.subscriptions import subscriptions_flows
 
 def build_engine() -> FlowEngine:
     """The flow engine with every journey registered."""
-    return FlowEngine(
-        [*smalltalk_flows(), documents_flow(), offices_flow(), *subscriptions_flows()],
-        core_globals(),
+    reroute = handoff.Reroute()
+    engine = FlowEngine(
+        [
+            *smalltalk_flows(),
+            handoff.handoff_flow(reroute),
+            documents_flow(),
+            offices_flow(),
+            *subscriptions_flows(),
+        ],
+        handoff.with_handoff(core_globals()),
     )
+    reroute.bind(engine)
+    return engine

@@ -51,7 +51,8 @@ def test_db_upgrade_then_chat_in_the_terminal(
     assert chat.returncode == 0, chat.stderr
     assert TEXTS.render("id", "menu.intro") in chat.stdout
     assert "Balas 1, 2, 3, 4, 5 atau 6." in chat.stdout
-    assert TEXTS.render("id", "cancel.nothing") in chat.stdout
+    # "6" asks for a person (a handoff); "batal" ends it at the resident's request.
+    assert TEXTS.render("id", "handoff.ended_by_resident") in chat.stdout
 
 
 def test_chat_refuses_an_unmigrated_database(tmp_path: Path, nlu_model_dir: Path) -> None:

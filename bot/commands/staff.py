@@ -1,0 +1,155 @@
+"""``pontibot staff``: console accounts (add with a prompted or piped password, list, disable)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.settings import ConfigError, Settings, load_settings
+from bot.staff.auth import Role, hash_password
+from storage import staff_repository as staff_repo
+from storage.db import Database
+
+MIN_PASSWORD = 10
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{2,64}$"
+
+app = typer.Typer(
+    name="staff",
+    help="Akun konsol petugas / staff console accounts.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+_err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $PONTIBOT_CONFIG or ./config.yml)."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        _err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _read_password() -> str:
+    """The password from a pipe (first line), or prompted twice without echo on a terminal."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Kata sandi / password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@app.command("add")
+def add(
+    username: Annotated[str, typer.Argument(help="User name for signing in.")],
+    role: Annotated[
+        Role, typer.Option("--role", help="agent (handoffs) or admin (also assign, audit log).")
+    ] = Role.AGENT,
+    name: Annotated[str | None, typer.Option("--name", help="Name residents see on replies.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Create a console account; the password is prompted, or read from stdin when piped."""
+    if not re.match(USERNAME_PATTERN, username):
+        _err.print("[red]user name: 2-64 letters, digits, '.', '_' or '-'[/red]")
+        raise typer.Exit(2)
+    password = _read_password()
+    if len(password) < MIN_PASSWORD:
+        _err.print(f"[red]password: at least {MIN_PASSWORD} characters[/red]")
+        raise typer.Exit(2)
+    settings = _settings(config)
+
+    async def create() -> bool:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                if await staff_repo.find_staff_user(session, username=username) is not None:
+                    return False
+                user = await staff_repo.create_staff_user(
+                    session,
+                    username=username,
+                    password_hash=hash_password(password),
+                    role=role.value,
+                    display_name=name,
+                )
+                await staff_repo.add_audit(
+                    session,
+                    who="cli",
+                    what="staff.add",
+                    target=f"user:{user.username}",
+                    details={"role": role.value},
+                )
+                return True
+        finally:
+            await db.dispose()
+
+    if not asyncio.run(create()):
+        _err.print(f"[red]account {username!r} exists already[/red]")
+        raise typer.Exit(1)
+    _err.print(f"account {username} ({role.value}) created")
+
+
+@app.command("list")
+def list_accounts(config: ConfigOption = None) -> None:
+    """List console accounts (never passwords)."""
+    settings = _settings(config)
+
+    async def fetch() -> list[tuple[str, str, str, str]]:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                users = await staff_repo.list_staff_users(session)
+                return [
+                    (
+                        u.username,
+                        u.role,
+                        "yes" if u.active else "no",
+                        u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "-",
+                    )
+                    for u in users
+                ]
+        finally:
+            await db.dispose()
+
+    table = Table("user", "role", "active", "last login")
+    for row in asyncio.run(fetch()):
+        table.add_row(*row)
+    Console().print(table)
+
+
+@app.command("disable")
+def disable(
+    username: Annotated[str, typer.Argument(help="The account to disable.")], config: ConfigOption = None
+) -> None:
+    """Disable an account (its sessions stop working at once)."""
+    settings = _settings(config)
+
+    async def run() -> bool:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                user = await staff_repo.find_staff_user(session, username=username)
+                if user is None:
+                    return False
+                user.active = False
+                await staff_repo.add_audit(
+                    session, who="cli", what="staff.disable", target=f"user:{user.username}"
+                )
+                return True
+        finally:
+            await db.dispose()
+
+    if not asyncio.run(run()):
+        _err.print(f"[red]no account {username!r}[/red]")
+        raise typer.Exit(1)
+    _err.print(f"account {username} disabled")

@@ -1,0 +1,168 @@
+"""Who is calling the staff console: argon2 passwords, server-side sessions, CSRF, bearer token, roles.
+
+Errors: :class:`LoginRequired` (no valid session or token: HTML pages redirect to the login page, the
+JSON API answers 401) and :class:`Forbidden` (signed in, but the role or CSRF token does not allow it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.settings import Settings
+from storage import staff_repository as staff_repo
+from storage.staff_models import StaffUser
+
+SESSION_COOKIE = "pontibot_staff"
+LOGIN_CSRF_COOKIE = "pontibot_staff_login"
+CSRF_HEADER = "x-csrf-token"
+TOKEN_ACTOR = "api-token"  # noqa: S105 - a name in the audit log, not a secret
+_hasher = PasswordHasher()
+# Verified when the user name is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class Role(StrEnum):
+    """What a console account may do: agents work handoffs, admins also assign and read the audit log."""
+
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class LoginRequired(Exception):
+    """No valid session cookie or bearer token."""
+
+
+class Forbidden(Exception):
+    """Signed in, but not allowed (role, CSRF token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller: a signed-in account, or the deployment's API token (acts as an admin)."""
+
+    username: str
+    role: Role
+    user_id: int | None = None
+    display_name: str | None = None
+    csrf_token: str | None = None
+    token_hash: str | None = None
+    via_token: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        """True for admins (and the API token)."""
+        return self.role is Role.ADMIN
+
+    @property
+    def name(self) -> str:
+        """The name residents see on replies."""
+        return self.display_name or self.username
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash of ``password``."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches; compares against a dummy hash when there is no account."""
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than today's."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 of a session token: what the database keeps instead of the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh unguessable token (session cookie, CSRF)."""
+    return secrets.token_urlsafe(32)
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address (uvicorn applies X-Forwarded-For from trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
+def throttle_key(username: str, ip: str) -> str:
+    """Login failures are counted per user name and address."""
+    return f"{username.casefold()[:64]}|{ip}"
+
+
+def cookie_secure(settings: Settings) -> bool:
+    """Cookies are Secure when the console is served over https."""
+    return settings.server.public_url.lower().startswith("https://")
+
+
+def bearer_matches(request: Request, settings: Settings) -> bool:
+    """True when the request carries ``Authorization: Bearer <PONTIBOT_STAFF__API_TOKEN>``."""
+    expected = settings.secrets.staff_api_token
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if expected is None or scheme.lower() != "bearer" or not given:
+        return False
+    return secrets.compare_digest(given.strip().encode(), expected.get_secret_value().encode())
+
+
+async def principal_of(
+    request: Request, session: AsyncSession, settings: Settings, now: datetime
+) -> Principal | None:
+    """The caller of ``request`` (token first, then session cookie), or None."""
+    if bearer_matches(request, settings):
+        return Principal(username=TOKEN_ACTOR, role=Role.ADMIN, via_token=True)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    digest = token_digest(token)
+    found = await staff_repo.live_staff_session(session, token_hash=digest, now=now)
+    if found is None:
+        return None
+    staff_session, user = found
+    if now - staff_session.last_seen_at > timedelta(minutes=1):
+        staff_session.last_seen_at = now
+    return principal_for(user, csrf_token=staff_session.csrf_token, token_hash=digest)
+
+
+def principal_for(
+    user: StaffUser, *, csrf_token: str | None = None, token_hash: str | None = None
+) -> Principal:
+    """The principal of a signed-in account."""
+    return Principal(
+        username=user.username,
+        role=Role(user.role),
+        user_id=user.id,
+        display_name=user.display_name,
+        csrf_token=csrf_token,
+        token_hash=token_hash,
+    )
+
+
+def check_csrf(principal: Principal, given: str | None) -> None:
+    """Refuse a state-changing request from a session without the session's CSRF token."""
+    if principal.via_token:
+        return
+    if not given or principal.csrf_token is None or not secrets.compare_digest(given, principal.csrf_token):
+        raise Forbidden("csrf")
+
+
+def require_admin(principal: Principal) -> None:
+    """Refuse unless the caller is an admin."""
+    if not principal.is_admin:
+        raise Forbidden("role")

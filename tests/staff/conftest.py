@@ -1,0 +1,166 @@
+"""Staff fixtures: settings with an API token, a fixed WIB clock, accounts, signed-in console clients,
+and residents chatting over the web chat HTTP API."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from bot.runtime import Runtime
+from bot.settings import Settings, load_settings
+from bot.staff.auth import hash_password
+from flows.texts import Texts
+from storage import staff_repository as staff_repo
+from tests.conftest import REPO, LiveServer
+
+WIB = ZoneInfo("Asia/Pontianak")
+TEXTS = Texts.load()
+API_TOKEN = "test-staff-token-0123456789abcdef"
+PASSWORD = "rahasia-kota-123"
+# Monday 23 November 2026, 10:00 WIB: inside the default staff hours (Mon-Fri 07:30-16:00).
+MONDAY_MORNING = datetime(2026, 11, 23, 10, 0, tzinfo=WIB)
+SATURDAY_EVENING = datetime(2026, 11, 21, 20, 0, tzinfo=WIB)
+HOURS_ID = "Senin–Jumat 07.30–16.00"
+
+
+class Clock:
+    """A settable clock for the dispatcher and the console (aware datetimes)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path) -> Settings:
+    """Repository config.yml, this test's database, and a staff API token."""
+    return load_settings(
+        REPO / "config.yml",
+        environ={"PONTIBOT_STAFF__API_TOKEN": API_TOKEN},
+        database={"url": database_url},
+        nlu={"model_dir": str(nlu_model_dir)},
+        server={"media_dir": str(tmp_path / "media")},
+    )
+
+
+@pytest.fixture
+def clock(runtime: Runtime) -> Clock:
+    """Monday morning in WIB, for the bot and the console alike."""
+    fixed = Clock(MONDAY_MORNING)
+    runtime.dispatcher.clock = fixed
+    return fixed
+
+
+async def add_staff(runtime: Runtime, username: str, role: str = "agent", name: str | None = None) -> None:
+    """Create a console account with :data:`PASSWORD`."""
+    async with runtime.db.session() as session:
+        await staff_repo.create_staff_user(
+            session, username=username, password_hash=hash_password(PASSWORD), role=role, display_name=name
+        )
+
+
+def hidden(html: str, name: str) -> str:
+    """The value of a hidden form field in a page."""
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, f"no field {name}"
+    return match.group(1)
+
+
+@dataclass
+class Console:
+    """A browser-like client of the console (cookies kept), signed in or not."""
+
+    client: httpx.AsyncClient
+
+    async def login(self, username: str, password: str = PASSWORD) -> httpx.Response:
+        page = await self.client.get("/staff/login")
+        return await self.client.post(
+            "/staff/login",
+            data={"username": username, "password": password, "csrf_token": hidden(page.text, "csrf_token")},
+        )
+
+    async def csrf(self, path: str = "/staff") -> str:
+        page = await self.client.get(path)
+        assert page.status_code == 200, page.text
+        return hidden(page.text, "csrf_token")
+
+    async def post_form(self, path: str, data: dict[str, str], *, page: str = "/staff") -> httpx.Response:
+        return await self.client.post(path, data={**data, "csrf_token": await self.csrf(page)})
+
+
+@pytest.fixture
+async def console(live_server: LiveServer) -> AsyncIterator[Callable[[], Awaitable[Console]]]:
+    """A factory of separate console clients (each with its own cookies) on the live server."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make() -> Console:
+        client = httpx.AsyncClient(base_url=live_server.url, timeout=30, follow_redirects=False)
+        clients.append(client)
+        return Console(client)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+def api(live_server: LiveServer) -> httpx.AsyncClient:
+    """The live server's client, with the staff API token."""
+    live_server.client.headers["Authorization"] = f"Bearer {API_TOKEN}"
+    return live_server.client
+
+
+class Resident:
+    """A resident in the web chat: each call is one message; returns the bot's replies (maybe none)."""
+
+    def __init__(self, server: LiveServer, session_id: str) -> None:
+        self.server = server
+        self.session_id = session_id
+        self.seen = 0
+
+    async def send(self, **body: Any) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient(base_url=self.server.url, timeout=30) as client:
+            response = await client.post("/api/chat", json={"session_id": self.session_id, **body})
+        assert response.status_code == 200, response.text
+        replies: list[dict[str, Any]] = response.json()["replies"]
+        return replies
+
+    async def say(self, text: str) -> list[dict[str, Any]]:
+        return await self.send(text=text)
+
+    async def press(self, payload: str, title: str = "") -> list[dict[str, Any]]:
+        return await self.send(payload=payload, text=title or None)
+
+    async def new_events(self) -> list[dict[str, Any]]:
+        """What the web chat page's poll would show now (and remember it as seen)."""
+        async with httpx.AsyncClient(base_url=self.server.url, timeout=30) as client:
+            response = await client.get(f"/api/chat/{self.session_id}/events", params={"after": self.seen})
+        assert response.status_code == 200, response.text
+        events: list[dict[str, Any]] = response.json()["events"]
+        if events:
+            self.seen = events[-1]["id"]
+        return events
+
+
+@pytest.fixture
+def resident(live_server: LiveServer) -> Callable[[str], Resident]:
+    """A factory of web chat residents."""
+    return lambda session_id="warga-1": Resident(live_server, session_id)
+
+
+def texts_of(replies: list[dict[str, Any]]) -> list[str]:
+    """The texts of replies or events, in order."""
+    return [r["text"] for r in replies]
