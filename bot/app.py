@@ -13,14 +13,16 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, Field
 
+from bot.booth.screen import booth_router
 from bot.channels.telegram import telegram_router
-from bot.channels.webchat import PHOTO_PATH, STATIC_DIR, webchat_router
+from bot.channels.webchat import PHOTO_PATH, webchat_router
 from bot.channels.whatsapp import whatsapp_router
 from bot.deps import RuntimeDep
 from bot.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from bot.staff.routes import install_staff
+from bot.web import STATIC_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
+    app.include_router(booth_router())
     app.include_router(telegram_router())
     app.include_router(whatsapp_router())
     install_staff(app)

@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,9 +150,9 @@ class LiveServer:
     client: httpx.AsyncClient
 
 
-@pytest.fixture
-async def live_server(settings: Settings, runtime: Runtime) -> AsyncIterator[LiveServer]:
-    """Serve the app over real HTTP and hand out a client for it."""
+@asynccontextmanager
+async def serve(settings: Settings, runtime: Runtime) -> AsyncIterator[LiveServer]:
+    """Serve the app for ``runtime`` over real HTTP on a free port, with a client for it."""
     port = free_port()
     app = create_app(settings, runtime=runtime)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
@@ -161,7 +162,16 @@ async def live_server(settings: Settings, runtime: Runtime) -> AsyncIterator[Liv
             task.result()
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        yield LiveServer(url, runtime, client)
-    server.should_exit = True
-    await task
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield LiveServer(url, runtime, client)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def live_server(settings: Settings, runtime: Runtime) -> AsyncIterator[LiveServer]:
+    """Serve the app over real HTTP and hand out a client for it."""
+    async with serve(settings, runtime) as server:
+        yield server

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.deps import RuntimeDep
 from bot.media import MediaRejected
+from bot.web import TEMPLATES
 from flows.messages import Channel, ContentKind, IncomingMessage, Location
 from flows.texts import LANGUAGES
 from storage import repositories as repo
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-STATIC_DIR = WEB_DIR / "static"
 PHOTO_PATH = "/api/chat/photo"
 BOOTH_SOURCE_PREFIX = "cfd-"
-_templates = Environment(
-    loader=FileSystemLoader(WEB_DIR / "templates"), autoescape=select_autoescape(["html"])
-)
+
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 MAX_TEXT = 10_000
 EVENT_KINDS = ("push", "staff")
@@ -123,7 +118,7 @@ def render_page(rt: Any, lang: str) -> str:
     """The chat page with its labels in ``lang`` and both catalogues for the language switch."""
     catalogue = {code: rt.texts.section(code, "webchat") for code in LANGUAGES}
     texts_json = json.dumps(catalogue, ensure_ascii=False).replace("</", "<\\/")
-    template = _templates.get_template("chat.html")
+    template = TEMPLATES.get_template("chat.html")
     return template.render(lang=lang, t=catalogue[lang], texts_json=texts_json)
 
 

@@ -1,0 +1,122 @@
+"""The booth screen ``/booth``: live counters, a large QR code, and a staff-only demo-permit control."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import qrcode
+import qrcode.image.svg
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from bot.booth.poster import lan_address, webchat_link
+from bot.booth.stats import booth_stats
+from bot.deps import RuntimeDep
+from bot.runtime import Runtime
+from bot.staff.auth import Forbidden, Principal, check_csrf, principal_of
+from bot.web import TEMPLATES
+from flows.texts import LANGUAGES
+from integrations.base import IntegrationError
+from storage.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+
+def booth_url(rt: Runtime) -> str:
+    """The web chat address visitors' phones use: demo.lan_url, else this machine's LAN address."""
+    if rt.settings.demo.lan_url:
+        return webchat_link(rt.settings.demo.lan_url)
+    host = rt.settings.server.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
+        host = lan_address() or "127.0.0.1"
+    return webchat_link(f"http://{host}:{rt.settings.server.port}")
+
+
+def qr_svg(url: str) -> str:
+    """An inline SVG QR code (no image request, sharp on any screen)."""
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=20, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    svg = buffer.getvalue().decode()
+    return svg[svg.index("<svg") :]
+
+
+async def _stats_json(rt: Runtime, lang: str) -> dict[str, Any]:
+    async with rt.db.session() as session:
+        stats = await booth_stats(session, now=utcnow(), timezone=ZoneInfo(rt.settings.timezone))
+    return {
+        "visitors": stats.visitors,
+        "conversations": stats.conversations,
+        "complaints": stats.complaints,
+        "top_questions": [
+            {"intent": intent, "label": rt.texts.render(lang, f"booth.intent.{intent}"), "count": n}
+            for intent, n in stats.top_questions
+        ],
+    }
+
+
+async def _staff(request: Request, rt: Runtime) -> Principal | None:
+    async with rt.db.session() as session:
+        return await principal_of(request, session, rt.settings, utcnow())
+
+
+def booth_router() -> APIRouter:
+    """Routes of the booth screen."""
+    router = APIRouter(prefix="/booth", include_in_schema=False)
+
+    @router.get("")
+    async def screen(request: Request, rt: RuntimeDep, lang: str = "id", flash: str = "") -> HTMLResponse:
+        """The booth screen (refreshes its counters by itself)."""
+        chosen = lang if lang in LANGUAGES else "id"
+        staff = await _staff(request, rt)
+        permits = await rt.backends.demo_permits.all() if staff and rt.backends.demo_permits else []
+        url = booth_url(rt)
+        html = TEMPLATES.get_template("booth.html").render(
+            lang=chosen,
+            t=rt.texts.section(chosen, "booth"),
+            url=url,
+            qr=qr_svg(url),
+            stats=await _stats_json(rt, chosen),
+            staff=staff,
+            permits=permits,
+            flash=flash,
+        )
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    @router.get("/stats")
+    async def stats(rt: RuntimeDep, lang: str = "id") -> JSONResponse:
+        """Today's counters as JSON (no personal data)."""
+        return JSONResponse(await _stats_json(rt, lang if lang in LANGUAGES else "id"))
+
+    @router.post("/advance")
+    async def advance(
+        request: Request,
+        rt: RuntimeDep,
+        number: Annotated[str, Form(max_length=32)],
+        csrf_token: Annotated[str, Form(max_length=128)] = "",
+        lang: Annotated[str, Form(max_length=2)] = "id",
+    ) -> RedirectResponse:
+        """Move a demo permit on (staff only); its subscribers get their push on the spot."""
+        staff = await _staff(request, rt)
+        if staff is None:
+            return RedirectResponse("/staff/login?next=/booth", status_code=303)
+        check_csrf(staff, csrf_token)
+        chosen = lang if lang in LANGUAGES else "id"
+        if rt.backends.demo_permits is None:
+            raise Forbidden("demo permits are not in use")
+        try:
+            permit = await rt.backends.demo_permits.advance(number.strip().upper(), None)
+            flash = rt.texts.render(
+                chosen, "booth.advance_done", number=permit.number, stage=permit.stage.value
+            )
+            logger.info("booth: %s advanced %s to %s", staff.username, permit.number, permit.stage.value)
+        except IntegrationError as exc:
+            flash = rt.texts.render(chosen, "booth.advance_failed", number=number, reason=str(exc))
+
+        return RedirectResponse(f"/booth?{urlencode({'lang': chosen, 'flash': flash})}", status_code=303)
+
+    return router
