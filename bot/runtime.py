@@ -49,6 +49,10 @@ class Runtime:
         from bot.jobs import start_backend_jobs
 
         start_backend_jobs(self)
+        if self.settings.demo.enabled:
+            from bot.booth.sessions import idle_reset_loop
+
+            self.spawn(idle_reset_loop(self), name="booth-idle-reset")
         for channel in self.channels.values():
             await channel.start()
 

@@ -13,6 +13,7 @@ import qrcode
 from PIL import Image, ImageDraw, ImageFont
 from qrcode.constants import ERROR_CORRECT_M
 
+from bot.settings import Settings
 from flows.texts import Texts
 
 A4_300DPI = (2480, 3508)
@@ -46,6 +47,16 @@ def whatsapp_link(sender: str, text: str = "Halo") -> str:
 def webchat_link(base_url: str) -> str:
     """The booth web chat URL; ``?source=cfd`` tags the visitor's session."""
     return f"{base_url.rstrip('/')}/?source=cfd"
+
+
+def booth_webchat_url(settings: Settings) -> str:
+    """The web chat URL for phones on the booth LAN: demo.lan_url, else the detected LAN address."""
+    if settings.demo.lan_url:
+        return webchat_link(settings.demo.lan_url)
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
+        host = lan_address() or "127.0.0.1"
+    return webchat_link(f"http://{host}:{settings.server.port}")
 
 
 def lan_address() -> str | None:

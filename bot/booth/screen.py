@@ -13,7 +13,7 @@ import qrcode.image.svg
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from bot.booth.poster import lan_address, webchat_link
+from bot.booth.poster import booth_webchat_url
 from bot.booth.stats import booth_stats
 from bot.deps import RuntimeDep
 from bot.runtime import Runtime
@@ -24,16 +24,6 @@ from integrations.base import IntegrationError
 from storage.types import utcnow
 
 logger = logging.getLogger(__name__)
-
-
-def booth_url(rt: Runtime) -> str:
-    """The web chat address visitors' phones use: demo.lan_url, else this machine's LAN address."""
-    if rt.settings.demo.lan_url:
-        return webchat_link(rt.settings.demo.lan_url)
-    host = rt.settings.server.host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104  (comparing, not binding)
-        host = lan_address() or "127.0.0.1"
-    return webchat_link(f"http://{host}:{rt.settings.server.port}")
 
 
 def qr_svg(url: str) -> str:
@@ -74,7 +64,7 @@ def booth_router() -> APIRouter:
         chosen = lang if lang in LANGUAGES else "id"
         staff = await _staff(request, rt)
         permits = await rt.backends.demo_permits.all() if staff and rt.backends.demo_permits else []
-        url = booth_url(rt)
+        url = booth_webchat_url(rt.settings)
         html = TEMPLATES.get_template("booth.html").render(
             lang=chosen,
             t=rt.texts.section(chosen, "booth"),

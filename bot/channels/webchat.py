@@ -92,7 +92,7 @@ class EventsResponse(BaseModel):
     events: list[EventOut]
 
 
-def to_incoming(request: ChatRequest) -> IncomingMessage:
+def to_incoming(request: ChatRequest, *, booth: bool = False) -> IncomingMessage:
     """The internal message for one web chat request."""
     location = Location(request.location.lat, request.location.lon) if request.location else None
     kind = ContentKind.LOCATION if location and not request.text else ContentKind.TEXT
@@ -105,13 +105,13 @@ def to_incoming(request: ChatRequest) -> IncomingMessage:
         payload=request.payload,
         location=location,
         kind=kind,
-        start_param=_source(request.session_id),
+        start_param=_source(request.session_id, booth=booth),
     )
 
 
-def _source(session_id: str) -> str | None:
-    """Sessions opened from the Car Free Day poster carry the ``cfd`` source in their id."""
-    return "cfd" if session_id.startswith(BOOTH_SOURCE_PREFIX) else None
+def _source(session_id: str, *, booth: bool) -> str | None:
+    """``cfd`` for sessions opened from the poster (their id says so) or any session in booth mode."""
+    return "cfd" if booth or session_id.startswith(BOOTH_SOURCE_PREFIX) else None
 
 
 def render_page(rt: Any, lang: str) -> str:
@@ -135,7 +135,7 @@ def webchat_router() -> APIRouter:
     @router.post("/api/chat", response_model=ChatResponse, tags=["webchat"])
     async def chat(request: ChatRequest, rt: RuntimeDep) -> dict[str, Any]:
         """Send one message; a retry with the same ``message_id`` gets the same replies once."""
-        result = await rt.dispatcher.handle(to_incoming(request))
+        result = await rt.dispatcher.handle(to_incoming(request, booth=rt.settings.demo.enabled))
         return {"replies": [reply.to_dict() for reply in result.replies]}
 
     @router.post(PHOTO_PATH, response_model=ChatResponse, tags=["webchat"])
@@ -159,7 +159,7 @@ def webchat_router() -> APIRouter:
             message_id=message_id or f"auto-{uuid.uuid4().hex}",
             media=(media,),
             kind=ContentKind.PHOTO,
-            start_param=_source(session_id),
+            start_param=_source(session_id, booth=rt.settings.demo.enabled),
         )
         result = await rt.dispatcher.handle(msg)
         return {"replies": [reply.to_dict() for reply in result.replies]}

@@ -1,4 +1,4 @@
-"""``pontibot demo``: the Car Free Day booth tools — list the demo permits, advance one to its next stage."""
+"""``pontibot demo``: the Car Free Day booth — booth mode, the QR poster, demo permits, reset."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from storage.migrate import schema_is_current
 
 app = typer.Typer(
     name="demo",
-    help="Car Free Day booth: demo permits to try, and moving one on (which notifies its subscribers).",
-    no_args_is_help=True,
+    help=(
+        "Car Free Day booth: `pontibot demo` serves booth mode on the LAN; poster, demo permits to try, "
+        "moving one on (which notifies its subscribers), reset."
+    ),
     add_completion=False,
 )
 _err = Console(stderr=True)
@@ -33,9 +35,9 @@ ConfigOption = Annotated[
 ]
 
 
-def _settings(config: Path | None) -> Settings:
+def _settings(config: Path | None, **overrides: Any) -> Settings:
     try:
-        settings = load_settings(config)
+        settings = load_settings(config, None, **overrides)
     except ConfigError as exc:
         _err.print(f"[red]{exc}[/red]", highlight=False)
         raise typer.Exit(2) from None
@@ -126,3 +128,106 @@ def advance(
         raise typer.Exit(1) from None
     previous = before.stage.value if before else "?"
     typer.echo(f"{after.number}: {previous} -> {after.stage.value}")
+
+
+@app.callback(invoke_without_command=True)
+def booth(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    port: Annotated[int | None, typer.Option(help="Port (server.port).")] = None,
+    lan_url: Annotated[
+        str | None, typer.Option("--url", help="Web chat URL phones use (default: detected LAN address).")
+    ] = None,
+) -> None:
+    """Booth mode: serve on 0.0.0.0 for phones on the booth Wi-Fi, demo data seeded, sessions tagged cfd."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from bot.app import create_app
+    from bot.booth.poster import booth_webchat_url
+    from bot.logs import configure_logging
+    from storage.migrate import upgrade
+
+    server: dict[str, Any] = {"host": "0.0.0.0"}  # noqa: S104  (the booth's phones are on the LAN)
+    if port:
+        server["port"] = port
+    demo: dict[str, Any] = {"enabled": True}
+    if lan_url:
+        demo["lan_url"] = lan_url
+    settings = _settings(config, server=server, demo=demo)
+    configure_logging(settings.log_level)
+    upgrade(settings.database_url)
+    app_ = create_app(settings)
+    _err.print(
+        "Booth mode. Phones on the booth Wi-Fi open the web chat; the booth screen is /booth.\n"
+        f"  web chat: {booth_webchat_url(settings)}\n  poster:   pontibot demo poster"
+    )
+    uvicorn.run(
+        app_, host=settings.server.host, port=settings.server.port, log_config=None, server_header=False
+    )
+
+
+@app.command("poster")
+def poster(
+    out: Annotated[Path, typer.Option("--out", help="poster.pdf or poster.png")] = Path("poster.pdf"),
+    lan_url: Annotated[
+        str | None, typer.Option("--url", help="Web chat base URL on the booth LAN (default: detected).")
+    ] = None,
+    bot_username: Annotated[
+        str | None, typer.Option(help="Telegram bot username (default: telegram.bot_username).")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="Poster language: id or en.")] = "id",
+    config: ConfigOption = None,
+) -> None:
+    """Print-ready A4 QR poster: Telegram deep link, WhatsApp click-to-chat, LAN web chat, demo permits."""
+    from bot.booth.poster import (
+        PosterLink,
+        booth_webchat_url,
+        render_poster,
+        save_poster,
+        telegram_link,
+        whatsapp_link,
+    )
+    from flows.texts import Texts
+
+    settings = _settings(config, server={"host": "0.0.0.0"}, demo={"lan_url": lan_url} if lan_url else {})  # noqa: S104
+    texts = Texts.load()
+    links = []
+    username = bot_username or settings.telegram.bot_username
+    if username:
+        links.append(PosterLink(texts.render(lang, "booth.qr_telegram"), telegram_link(username)))
+    else:
+        _err.print("no Telegram QR: set telegram.bot_username or pass --bot-username")
+    if settings.twilio.whatsapp_from:
+        links.append(
+            PosterLink(texts.render(lang, "booth.qr_whatsapp"), whatsapp_link(settings.twilio.whatsapp_from))
+        )
+    else:
+        _err.print("no WhatsApp QR: set twilio.whatsapp_from")
+    web = booth_webchat_url(settings)
+    links.append(PosterLink(texts.render(lang, "booth.qr_webchat"), web))
+    numbers = [p.number for p in _with_demo(settings, lambda backend: backend.all())]
+    try:
+        image = render_poster(links, texts=texts, permits=numbers[:6], lang=lang)
+        written = save_poster(image, out)
+    except ValueError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    typer.echo(f"poster written to {written} ({', '.join(link.url for link in links)})")
+
+
+@app.command("reset")
+def reset(config: ConfigOption = None) -> None:
+    """After the event: delete booth visitors' sessions and put the demo permits back to their start."""
+    from bot.booth.sessions import clear_demo_sessions
+
+    settings = _settings(config)
+
+    async def work(backend: DemoPermitBackend) -> tuple[int, int]:
+        sessions = await clear_demo_sessions(backend.db)
+        permits = await backend.seed(replace=True)
+        return sessions, permits
+
+    sessions, permits = _with_demo(settings, work)
+    typer.echo(f"cleared {sessions} demo sessions; {permits} demo permits back to their starting stage")
