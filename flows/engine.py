@@ -5,6 +5,11 @@ changes as a value. The dispatcher stores the step; nothing here writes state di
 
 Routing, in order, for every message:
 
+0. **Commands** come before everything, NLU included: a flow may declare ``Flow.command``, a
+   deterministic rule over the raw message (a button payload such as ``/erase_data``, or a normalised
+   fixed phrase such as "hapus data saya"). Residents' rights must not depend on a classifier's
+   guess, and these requests are no NLU intents (DESIGN 3.1 is a contract). A command answers like a
+   side question: an interrupted flow resumes after it (or after its own question is answered).
 1. **Global intents** (cancel, help/menu, emergency, talk_to_staff, change_language) run from any
    state. A global handler that keeps the state (help, change_language) gets the pending question
    repeated after its answer; one that ends the flow (cancel, emergency) drops it.
@@ -173,6 +178,7 @@ class FlowContext:
 
 
 Handler = Callable[[FlowContext, IncomingMessage, ParseResult], Awaitable[Step]]
+Command = Callable[[IncomingMessage], bool]
 Prompt = Callable[[FlowContext], Sequence[Reply]]
 Claim = Callable[[FlowContext, IncomingMessage, ParseResult], bool]
 
@@ -184,7 +190,8 @@ class Flow:
     ``prompts`` re-ask a state's pending question after an interruption; ``accepts`` lists, per state,
     intents of other flows that are still answers there (``"*"``: every intent); ``side`` marks a flow
     that may answer in the middle of another one, which then resumes; ``claims`` lets a flow take a
-    message its intent would not route to it (context follow-ups); ``title_key`` names it to residents.
+    message its intent would not route to it (context follow-ups); ``title_key`` names it to residents;
+    ``command`` starts it before any other routing (a payload or a fixed phrase, not an intent).
     """
 
     name: str
@@ -196,6 +203,7 @@ class Flow:
     side: bool = False
     claims: Claim | None = None
     title_key: str | None = None
+    command: Command | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +255,12 @@ class FlowEngine:
         state = ctx.state if self.knows_state(ctx.state) else None
         if state != ctx.state:
             ctx = ctx.with_changes(state=state)
+        commanded = self._commanded(msg)
+        if commanded is not None:
+            step = await commanded.start(ctx, msg, nlu)
+            if state is None or self._flow_of_state.get(state) is commanded:
+                return self._finish(ctx, self._remember_prompt(step))
+            return self._finish(ctx, self._side_answer(ctx, state, step))
         intent = nlu.intent_name
         if intent in self._globals.handlers:
             step = await self._globals.handlers[intent](ctx, msg, nlu)
@@ -271,6 +285,13 @@ class FlowEngine:
         return self._finish(ctx, step, misunderstood=True)
 
     # -- routing -------------------------------------------------------------------------------
+
+    def _commanded(self, msg: IncomingMessage) -> Flow | None:
+        """The flow whose command matches this message (checked before NLU-based routing)."""
+        for flow in self._flows:
+            if flow.command is not None and flow.command(msg):
+                return flow
+        return None
 
     def _target(self, ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Flow | None:
         """The flow this message asks for: one that claims it by context, else the intent's flow."""
@@ -317,10 +338,9 @@ class FlowEngine:
         """After a global or unsupported-content answer that kept the flow, repeat its question."""
         if ctx.state is None or step.clear_slots or step.next_state != ctx.state:
             return step
-        if ctx.state == EngineState.CONFIRM_SWITCH:
-            asked = ctx.with_changes(language=step.language, state=ctx.state)
-            return dataclasses.replace(step, replies=[*step.replies, *self._confirm_replies(asked)])
         asked = ctx.with_changes(language=step.language, state=ctx.state)
+        if ctx.state == EngineState.CONFIRM_SWITCH:
+            return dataclasses.replace(step, replies=[*step.replies, *self._confirm_replies(asked)])
         return dataclasses.replace(step, replies=[*step.replies, *self._resume_replies(asked, ctx.state)])
 
     def _side_answer(self, ctx: FlowContext, state: str, step: Step) -> Step:
