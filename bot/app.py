@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     )
     app.state.turns = turns
     install_error_handlers(app)
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.server.public_url.startswith("https://"))
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.server.max_body_bytes,

@@ -48,7 +48,7 @@ def run(
     import uvicorn
 
     from bot.app import create_app
-    from bot.logs import configure_logging
+    from bot.logs import configure_logging, secret_values
 
     server: dict[str, object] = {}
     if host:
@@ -56,7 +56,7 @@ def run(
     if port:
         server["port"] = port
     settings = _settings(config, **({"server": server} if server else {}))
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secrets=secret_values(settings))
     console.print(f"pontibot: web chat on [bold]http://{settings.server.host}:{settings.server.port}[/bold]")
     uvicorn.run(
         create_app(settings),

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.locks import ConversationKey, ConversationLocks
 from bot.privacy import mask_id
+from bot.ratelimit_residents import FloodVerdict, ResidentRateLimiter
 from flows.engine import FlowContext, FlowEngine, ResidentInfo, Step, apply_slots
 from flows.handoff import HANDOFF_STATUS, speaks_during_handoff
 from flows.messages import Channel, IncomingMessage, Reply
@@ -33,6 +34,7 @@ from storage.models import Conversation, Resident
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_FOR_NLU = 2000
+FLOOD_TEXT = "ratelimit.slow_down"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class Dispatcher:
         default_language: str = "id",
         locks: ConversationLocks | None = None,
         clock: Any = None,
+        flood: ResidentRateLimiter | None = None,
     ) -> None:
         self.db = db
         self.parser = parser
@@ -91,13 +94,17 @@ class Dispatcher:
         self.default_language = default_language
         self.locks = locks or ConversationLocks()
         self.clock = clock
+        self.flood = flood
 
     async def handle(self, msg: IncomingMessage) -> DispatchResult:
         """Process one message in order with others of its conversation; never raises for flow bugs."""
         key = ConversationKey(msg.channel.value, msg.chat_id)
         async with self.locks.hold(key):
-            nlu = await self._understand(msg)
+            verdict = self.flood.check(key.channel, key.chat_id) if self.flood else FloodVerdict.ALLOW
             try:
+                if verdict is not FloodVerdict.ALLOW:
+                    return await self._turn_flooded(msg, warn=verdict is FloodVerdict.WARN)
+                nlu = await self._understand(msg)
                 return await self._turn(msg, nlu)
             except (OperationalError, InterfaceError, OSError) as exc:
                 logger.warning(
@@ -145,6 +152,29 @@ class Dispatcher:
                 nlu.intent_name,
                 nlu.confidence,
                 conversation.state,
+            )
+            return DispatchResult(replies, conversation_id=conversation.id)
+
+    async def _turn_flooded(self, msg: IncomingMessage, *, warn: bool) -> DispatchResult:
+        """A message over the chat's rate limit: stored (nothing accepted is lost), not understood;
+        the first one gets a single "slow down" reply, later ones none."""
+        async with self.db.session() as session:
+            await advisory_xact_lock(session, msg.channel.value, msg.chat_id)
+            if msg.message_id is not None:
+                fresh = await repo.claim_platform_message(
+                    session, channel=msg.channel.value, message_id=msg.message_id
+                )
+                if not fresh:
+                    return await self._answer_duplicate(session, msg)
+            resident, conversation = await self._load(session, msg)
+            await self._store_inbound(session, conversation, msg, None)
+            replies = (Reply(self.texts.render(resident.language, FLOOD_TEXT)),) if warn else ()
+            await self._store_replies(session, conversation.id, replies, msg)
+            logger.warning(
+                "flood: message stored without a turn channel=%s chat=%s warned=%s",
+                msg.channel,
+                mask_id(msg.chat_id),
+                warn,
             )
             return DispatchResult(replies, conversation_id=conversation.id)
 

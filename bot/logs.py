@@ -4,24 +4,55 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING, TextIO
+from urllib.parse import urlsplit
 
 from bot.privacy import MaskingFilter
 
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
 # httpx logs full request URLs, and Telegram's contain the bot token.
 QUIET_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiosqlite", "asyncio")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr through the masking filter; safe to call more than once."""
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret value, so the log filter can replace it wherever it appears."""
+    values: list[str | None] = []
+    secrets = settings.secrets
+    for secret in (secrets.telegram_bot_token, secrets.twilio_auth_token, secrets.staff_api_token):
+        values.append(secret.get_secret_value() if secret is not None else None)
+    if settings.telegram.webhook_secret is not None:
+        values.append(settings.telegram.webhook_secret.get_secret_value())
+    values.append(urlsplit(settings.database_url).password)
+    return [v for v in values if v]
+
+
+def configure_logging(
+    level: str = "INFO", *, secrets: list[str] | None = None, stream: TextIO | None = None
+) -> MaskingFilter:
+    """Log to stderr (or ``stream``) through the masking filter; safe to call more than once.
+
+    The filter sits on the root handler, so it sees every logger that propagates (uvicorn with
+    ``log_config=None``, alembic, apscheduler, httpx, telegram); handlers that libraries attached
+    to their own loggers get the same filter.
+    """
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_pontibot", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(MaskingFilter())
+    masking = MaskingFilter(secrets=secrets or ())
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(masking)
     handler._pontibot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        for other in getattr(logger, "handlers", ()):
+            if not any(isinstance(f, MaskingFilter) for f in other.filters):
+                other.addFilter(masking)
+    return masking

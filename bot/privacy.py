@@ -1,22 +1,44 @@
-"""Masking personal data before it reaches logs or staff lists (UU No. 27/2022)."""
+"""Masking personal data and secrets before they reach logs or staff lists (UU No. 27/2022).
+
+Personal data (NIK/KK, phone numbers, e-mail addresses) is masked by lokal-id's Samaran detectors,
+see :mod:`storage.masking`: ``6171********0003``, ``0812****7890``, ``b***@gmail.com``. Secrets that
+travel inside text are replaced by a marker: a Telegram bot token (it is part of every Bot API URL),
+credentials in a URL's user-info, an ``Authorization`` header, and the configured secret values.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 
-NIK_PATTERN = re.compile(r"(?<!\d)(\d{6})\d{6}(\d{4})(?!\d)")
-PHONE_PATTERN = re.compile(r"(?<![\w])(\+?62|0)(8\d{1,2})[\d\- ]{5,11}(\d{3})(?!\d)")
-EMAIL_PATTERN = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
-TELEGRAM_TOKEN_PATTERN = re.compile(r"bot\d{5,}:[A-Za-z0-9_-]{20,}")
+from storage.masking import mask_personal
+
+__all__ = ["MaskingFilter", "mask_id", "mask_personal", "mask_text"]
+
+TELEGRAM_TOKEN_PATTERN = re.compile(r"\b(bot)?\d{5,}:[A-Za-z0-9_-]{30,}")
+URL_CREDENTIALS_PATTERN = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+AUTH_HEADER_PATTERN = re.compile(
+    r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?(?:basic|bearer|token)\s+)[^\s\"',]+"
+)
+SECRET_MARK = "<secret>"  # noqa: S105 - the marker that replaces secrets
+MIN_SECRET_LENGTH = 6
 
 
-def mask_text(text: str) -> str:
-    """``text`` with NIKs, phone numbers, e-mail addresses and bot tokens masked."""
-    text = TELEGRAM_TOKEN_PATTERN.sub("bot<token>", text)
-    text = NIK_PATTERN.sub(r"\1******\2", text)
-    text = PHONE_PATTERN.sub(r"\1\2*****\3", text)
-    return EMAIL_PATTERN.sub(r"\1***@\2", text)
+def _mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, SECRET_MARK)
+    text = TELEGRAM_TOKEN_PATTERN.sub(lambda m: f"{m.group(1) or ''}{SECRET_MARK}", text)
+    text = URL_CREDENTIALS_PATTERN.sub(rf"\1{SECRET_MARK}@", text)
+    return AUTH_HEADER_PATTERN.sub(rf"\1{SECRET_MARK}", text)
+
+
+def mask_text(text: str, *, secrets: Iterable[str] = ()) -> str:
+    """``text`` with secrets replaced and personal data masked: safe for a log line or a staff list."""
+    if not text:
+        return text
+    return mask_personal(_mask_secrets(text, secrets))
 
 
 def mask_id(value: str) -> str:
@@ -26,12 +48,41 @@ def mask_id(value: str) -> str:
 
 
 class MaskingFilter(logging.Filter):
-    """Masks personal data and secrets in every record that passes through a handler."""
+    """Masks personal data and secrets in the message, exception and stack text of every record.
+
+    Attach it to handlers (not loggers): a handler filter sees the records of every logger that
+    propagates to it (uvicorn, alembic, apscheduler, httpx, telegram …).
+    """
+
+    def __init__(self, name: str = "", *, secrets: Iterable[str] = ()) -> None:
+        super().__init__(name)
+        self.secrets: tuple[str, ...] = ()
+        self.add_secrets(secrets)
+        self._formatter = logging.Formatter()
+
+    def add_secrets(self, secrets: Iterable[str | None]) -> None:
+        """Also replace these exact values (configured tokens and passwords) wherever they appear."""
+        fresh = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
+        # Longest first, so a secret containing another is replaced whole.
+        self.secrets = tuple(sorted(set(self.secrets) | fresh, key=len, reverse=True))
+
+    def _mask(self, text: str) -> str:
+        return mask_text(text, secrets=self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_text(message)
-        if masked != message:
+        """Rewrite the record in place (message already formatted, args dropped); always let it through."""
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the line; log the raw template
+            message = f"{record.msg!s} {record.args!r}"
+        masked = self._mask(message)
+        if masked != message or record.args:
             record.msg = masked
             record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._mask(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self._mask(record.stack_info)
         return True

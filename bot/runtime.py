@@ -13,6 +13,7 @@ from bot.channels.base import ChannelService
 from bot.channels.registry import build_channels
 from bot.dispatcher import Dispatcher
 from bot.media import MediaStore
+from bot.ratelimit_residents import ResidentRateLimiter
 from bot.settings import Settings
 from flows.engine import FlowEngine
 from flows.messages import Channel
@@ -47,8 +48,10 @@ class Runtime:
     async def start(self) -> None:
         """Start channels (polling, webhooks registration) and background jobs."""
         from bot.jobs import start_backend_jobs
+        from bot.retention import start_retention_job
 
         start_backend_jobs(self)
+        start_retention_job(self)
         if self.settings.demo.enabled:
             from bot.booth.sessions import idle_reset_loop
 
@@ -87,6 +90,7 @@ def flow_settings(settings: Settings) -> dict[str, Any]:
         "lapor_url": settings.contact.lapor_url,
         "permit_pattern": settings.permits.number_pattern,
         "staff_hours": settings.staff.schedule(settings.timezone),
+        "retention_days": settings.privacy.retention_days,
     }
 
 
@@ -144,6 +148,9 @@ async def build_runtime(
         timezone=settings.timezone,
         default_language=settings.default_language,
         clock=clock,
+        flood=ResidentRateLimiter(
+            rate=settings.server.resident_messages_per_minute / 60, burst=settings.server.resident_burst
+        ),
     )
     media = MediaStore(settings.server.media_dir, max_bytes=settings.server.media_max_bytes)
     runtime = Runtime(settings, db, parser, texts, engine, dispatcher, backends, media)

@@ -73,6 +73,9 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     media_max_bytes: int = Field(10_000_000, ge=1024)
     media_dir: Path = Path("var/media")
+    # Per-resident flood control (bot/ratelimit_residents.py): messages per minute, and a burst.
+    resident_messages_per_minute: float = Field(30.0, gt=0)
+    resident_burst: int = Field(20, ge=1)
 
 
 class DatabaseSettings(_Section):
@@ -261,9 +264,11 @@ class StaffSettings(_Section):
 
 
 class PrivacySettings(_Section):
-    """How long transcripts and media are kept (UU No. 27/2022)."""
+    """How long transcripts and media are kept (UU No. 27/2022), and how often the purge runs."""
 
     retention_days: int = Field(180, ge=1)
+    retention_interval_minutes: int = Field(60, ge=1)
+    media_grace_minutes: int = Field(60, ge=1)  # an unreferenced photo younger than this is kept
 
 
 class DemoSettings(_Section):

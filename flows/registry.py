@@ -7,6 +7,7 @@ from flows.core import core_globals, smalltalk_flows
 from flows.documents import documents_flow
 from flows.engine import FlowEngine
 from flows.offices import offices_flow
+from flows.privacy import privacy_flows
 from flows.subscriptions import subscriptions_flows
 
 
@@ -20,6 +21,7 @@ def build_engine() -> FlowEngine:
             documents_flow(),
             offices_flow(),
             *subscriptions_flows(),
+            *privacy_flows(),
         ],
         handoff.with_handoff(core_globals()),
     )

@@ -102,6 +102,7 @@ COMMAND_PAYLOADS = {
     "bahasa": "/change_language",
     "language": "/change_language",
     "hapusdata": "/erase_data",
+    "datasaya": "/my_data",
 }
 
 
