@@ -89,6 +89,7 @@ def flow_settings(settings: Settings) -> dict[str, Any]:
         "staff_contact": settings.contact.whatsapp_line,
         "lapor_url": settings.contact.lapor_url,
         "permit_pattern": settings.permits.number_pattern,
+        "duplicate_radius_m": settings.complaints.duplicate_radius_m,
         "staff_hours": settings.staff.schedule(settings.timezone),
         "retention_days": settings.privacy.retention_days,
     }

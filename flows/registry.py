@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from flows import handoff
+from flows.complaint import complaint_flow
+from flows.complaint_status import complaint_status_flow
 from flows.core import core_globals, smalltalk_flows
 from flows.documents import documents_flow
 from flows.engine import FlowEngine
 from flows.offices import offices_flow
+from flows.permit_status import permit_status_flow
 from flows.privacy import privacy_flows
 from flows.subscriptions import subscriptions_flows
 
@@ -22,6 +25,9 @@ def build_engine() -> FlowEngine:
             offices_flow(),
             *subscriptions_flows(),
             *privacy_flows(),
+            permit_status_flow(),
+            complaint_flow(),
+            complaint_status_flow(),
         ],
         handoff.with_handoff(core_globals()),
     )
