@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
+from bot.privacy import mask_text
 from flows.handoff import closing_replies
 from storage.staff_models import Rating
 from tests.browser.conftest import VIEWPORTS
@@ -54,7 +55,7 @@ async def test_staff_take_a_handoff_reply_and_the_resident_reads_it_in_the_web_c
     await sign_in(staff, live_server.url, "sari")
     card = staff.locator(".card").first
     await expect(card).to_contain_text("Diminta warga")
-    await expect(card).to_contain_text("617101******0001")
+    await expect(card).to_contain_text(mask_text("6171010101900001"))
     await staff.screenshot(path=shots / f"{width}-2-queue.png", full_page=True)
 
     await card.click()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 from sqlalchemy import select
 
+from bot.privacy import mask_text
 from flows.handoff import EMERGENCY_STAFF_PAYLOAD, HandoffState, closing_replies, staff_message_text
 from flows.messages import Channel
 from storage.models import Conversation, OutboxMessage
@@ -57,7 +58,8 @@ async def test_resident_asks_for_staff_gets_a_reply_in_the_web_chat_and_rates_it
     assert texts_of(told) == [TEXTS.render("id", "handoff.connecting_open", hours=HOURS_ID)]
     assert kept == []
     assert handoff["reason"] == "requested"
-    assert handoff["last_message"] == "Pak, KTP saya hilang, nomor saya 0812*****890"
+    assert handoff["last_message"] == mask_text("Pak, KTP saya hilang, nomor saya 081234567890")
+    assert "081234567890" not in handoff["last_message"]
     assert sent.status_code == 200 and sent.json()["duplicate"] is False
     assert repeated.json() == {"ok": True, "message_id": None, "duplicate": True}
     assert [(e["kind"], e["text"]) for e in staff_events] == [
@@ -151,8 +153,8 @@ async def test_repeated_misunderstanding_offers_a_person_and_yes_hands_off(
 ) -> None:
     warga = resident("warga-5")
 
-    first = await warga.say("kok belum ya")
-    offered = await warga.say("jadi gimana pak")
+    first = await warga.say("???")
+    offered = await warga.say("🤔")
     accepted = await warga.press("/affirm", "🙋 Ya, sambungkan")
     silent = await warga.say("tolong bantu saya")
 
@@ -166,8 +168,8 @@ async def test_repeated_misunderstanding_offers_a_person_and_yes_hands_off(
 
 async def test_declining_the_offer_shows_the_menu(resident: Callable[[str], Resident], clock: Clock) -> None:
     warga = resident("warga-6")
-    await warga.say("kok belum ya")
-    await warga.say("jadi gimana pak")
+    await warga.say("???")
+    await warga.say("🤔")
 
     declined = await warga.press("/deny", "📋 Tidak, lihat menu")
 
