@@ -1,4 +1,10 @@
-"""Intent classifier: TF-IDF word+char n-grams, multinomial logistic regression, temperature-calibrated.
+"""Intent classifier: TF-IDF word+char n-grams, logistic regression blended with a linear SVM,
+temperature-calibrated.
+
+Both models are linear, so their blend (each one's scores divided by their spread on the training
+data, then mixed) is again one weight matrix and bias: the ensemble costs nothing at parse time. Class
+weights grow with the inverse square root of the class size, so the large ``out_of_scope`` class does
+not swallow phrasings of the small intents it has never seen.
 
 scikit-learn is used only for training. The trained model is stored as plain arrays (``.npz``) and a
 JSON vocabulary, and inference is a sparse dot product over the message's features: a few tens of
@@ -26,8 +32,11 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[str, float], None]
 
-MODEL_VERSION = f"{FEATURE_VERSION}+logreg-v1"
+MODEL_VERSION = f"{FEATURE_VERSION}+logreg-svm-v2"
 DEFAULT_C = 50.0
+SVM_C = 1.0
+SVM_MIX = 0.3  # share of the linear SVM in the blend (0: logistic regression only)
+CLASS_WEIGHT_POWER = 0.5  # 0: no class weights, 1: sklearn's "balanced"
 CHAR_MIN_DF = 2
 
 
@@ -188,8 +197,24 @@ def _matrix(model: IntentModel, docs: Sequence[list[str]]) -> Any:
     )
 
 
+def class_weights(y: IntArray, n_labels: int, power: float = CLASS_WEIGHT_POWER) -> dict[int, float]:
+    """Per-class weights ``(mean size / class size) ** power`` (1.0 = sklearn's "balanced")."""
+    counts = np.bincount(y, minlength=n_labels).astype(np.float64)
+    scale = (counts.mean() / np.maximum(counts, 1.0)) ** power
+    return {i: float(w) for i, w in enumerate(scale)}
+
+
+def _linear(clf: Any, x: Any) -> tuple[FloatArray, FloatArray]:
+    """A fitted sklearn linear classifier's (weights, bias), divided by its scores' spread on ``x``."""
+    spread = float(np.std(clf.decision_function(x))) or 1.0
+    weights = np.asarray(clf.coef_.T, dtype=np.float64) / spread
+    bias = np.asarray(clf.intercept_, dtype=np.float64) / spread
+    return weights, bias
+
+
 def _fit(docs: Sequence[list[str]], labels: Sequence[str], c: float) -> IntentModel:
     from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
 
     names = tuple(sorted(set(labels)))
     vocab, n_word, idf = _build_vocab(docs)
@@ -197,11 +222,15 @@ def _fit(docs: Sequence[list[str]], labels: Sequence[str], c: float) -> IntentMo
     draft = IntentModel(names, vocab, n_word, idf, empty, np.zeros(len(names)), 1.0, "")
     x = _matrix(draft, docs)
     y = np.array([names.index(label) for label in labels])
-    clf = LogisticRegression(C=c, solver="newton-cg", max_iter=500, tol=1e-4)
-    clf.fit(x, y)
-    weights = np.ascontiguousarray(clf.coef_.T, dtype=np.float64)
-    bias = np.asarray(clf.intercept_, dtype=np.float64)
-    return IntentModel(names, vocab, n_word, idf, weights, bias, 1.0, "")
+    weighting = class_weights(y, len(names))
+    logreg = LogisticRegression(C=c, solver="newton-cg", max_iter=500, tol=1e-4, class_weight=weighting)
+    weights, bias = _linear(logreg.fit(x, y), x)
+    if SVM_MIX > 0:
+        svm = LinearSVC(C=SVM_C, class_weight=weighting, max_iter=5000)
+        svm_weights, svm_bias = _linear(svm.fit(x, y), x)
+        weights = (1 - SVM_MIX) * weights + SVM_MIX * svm_weights
+        bias = (1 - SVM_MIX) * bias + SVM_MIX * svm_bias
+    return IntentModel(names, vocab, n_word, idf, np.ascontiguousarray(weights), bias, 1.0, "")
 
 
 def _fit_temperature(logits: FloatArray, y: IntArray) -> float:

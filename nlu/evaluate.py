@@ -270,20 +270,21 @@ def cross_validate(
 
     from nlu.classifier import train
     from nlu.entities import default_extractor
-    from nlu.normalize import default_lexicon, tokens
-    from nlu.pipeline import EmbeddedParser
+    from nlu.normalize import default_lexicon
+    from nlu.pipeline import EmbeddedParser, classifier_tokens
 
     examples = data.examples
     labels = [ex.intent for ex in examples]
     lexicon = default_lexicon()
-    docs = [tokens(ex.text, lexicon) for ex in examples]
+    extractor = default_extractor()
+    docs = [classifier_tokens(ex.text, extractor.extract(ex.text), lexicon) for ex in examples]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     predictions: list[Prediction] = []
     for k, (train_idx, test_idx) in enumerate(splitter.split(docs, labels)):
         if progress:
             progress(k, folds)
         model = train([docs[i] for i in train_idx], [labels[i] for i in train_idx], data_hash=f"cv{k}")
-        parser = EmbeddedParser(model, default_extractor(), threshold=threshold)
+        parser = EmbeddedParser(model, extractor, threshold=threshold)
         predictions.extend(predict(parser.parse_sync, [examples[i] for i in test_idx]))
     if progress:
         progress(folds, folds)

@@ -10,12 +10,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bot.commands.nlu import app
+from nlu.pipeline import EmbeddedParser
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = "from bot.commands.nlu import app; app()"
 
 
-def test_parse_writes_one_json_line_per_input_line(nlu_model_dir: Path) -> None:
+def test_parse_writes_one_json_line_per_input_line(parser: EmbeddedParser, nlu_model_dir: Path) -> None:
+    # ``parser`` has trained the session's model, so the subprocess only loads it.
     lines = [
         "syarat bikin ktp",
         "",
