@@ -3,6 +3,10 @@
 Run: ``.venv/bin/python bench/nlu_bench.py`` (part of ``make bench``). Writes its figures into
 docs/BENCHMARKS.md between ``<!-- nlu:start -->`` and ``<!-- nlu:end -->`` and prints them.
 Each phase runs in a fresh subprocess pinned to one CPU core, so load time and RSS are honest.
+
+Besides the test set it reports generalisation: the blind resident sets ``nlu/data/blind/dev.yml`` (used
+for tuning) and ``test.yml`` (never used for tuning), each in full and without the messages that the
+training data happens to contain, and 5-fold cross-validation on the training data.
 """
 
 from __future__ import annotations
@@ -59,6 +63,16 @@ predictions = predict(parser.parse_sync, test)
 head = summary(predictions)
 head["entity_accuracy"] = entity_report(predictions)["accuracy"]
 
+from nlu.training_data import BLIND_DEV, BLIND_TEST
+seen = {ex.text.casefold() for ex in load(TRAIN_DIR).examples}
+sets = {}
+for name, path in (("blind_dev", BLIND_DEV), ("blind_test", BLIND_TEST)):
+    examples = load(path, synonyms_from=[TRAIN_DIR]).examples
+    unseen = [ex for ex in examples if ex.text.casefold() not in seen]
+    for key, subset in ((name, examples), (name + "_unseen", unseen)):
+        found = predict(parser.parse_sync, subset)
+        sets[key] = {**summary(found), "entity_accuracy": entity_report(found)["accuracy"]}
+
 # Latency over N messages: the test set plus variants (typos, case, suffixes), cycled.
 texts = [ex.text for ex in test]
 variants = []
@@ -81,8 +95,25 @@ head.update({
     "messages": n,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 })
-print(json.dumps(head))
+print(json.dumps({"test": head, "sets": sets}))
 """
+
+CV_CHILD = """
+import json, sys
+from nlu.evaluate import cross_validate, entity_report, summary
+from nlu.training_data import load
+found = cross_validate(load(), int(sys.argv[1]), threshold=float(sys.argv[2]))
+print(json.dumps({**summary(found), "entity_accuracy": entity_report(found)["accuracy"]}))
+"""
+
+SET_LABELS = {
+    "test": "`nlu/data/test/` (old test set)",
+    "blind_dev": "`blind/dev.yml` (tuning set)",
+    "blind_dev_unseen": "`blind/dev.yml`, messages not in the training data",
+    "blind_test": "`blind/test.yml` (never tuned on)",
+    "blind_test_unseen": "`blind/test.yml`, messages not in the training data",
+    "cv": "5-fold cross-validation on the training data",
+}
 
 
 def _child(code: str, *args: str) -> dict[str, object]:
@@ -108,7 +139,28 @@ def _check(name: str, value: float) -> str:
     return f"{op} {target:g} {'✅' if ok else '❌'}"
 
 
-def render(figures: dict[str, float], threshold: float) -> str:
+def render_sets(sets: dict[str, dict[str, float]]) -> list[str]:
+    """The generalisation table: one row per data set (test, blind sets, cross-validation)."""
+    lines = [
+        "",
+        "Generalisation (intent accuracy counts nlu_fallback on an out-of-scope message as correct):",
+        "",
+        "| data | messages | accuracy | in-scope accuracy | out-of-scope rejection | macro-F1 | entities |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, label in SET_LABELS.items():
+        if key not in sets:
+            continue
+        row = sets[key]
+        lines.append(
+            f"| {label} | {int(row['examples'])} | {row['accuracy_fallback_as_oos']:.4f} | "
+            f"{row['in_scope_accuracy']:.4f} | {row['out_of_scope_rejection']:.4f} | "
+            f"{row['macro_f1']:.4f} | {row['entity_accuracy']:.4f} |"
+        )
+    return lines
+
+
+def render(figures: dict[str, float], threshold: float, sets: dict[str, dict[str, float]]) -> str:
     """The Markdown section for docs/BENCHMARKS.md."""
     rows = [
         (
@@ -141,6 +193,7 @@ def render(figures: dict[str, float], threshold: float) -> str:
     for label, key, fmt in rows:
         target = _check(key, figures[key]) if key in TARGETS else ""
         lines.append(f"| {label} | {fmt.format(figures[key])} | {target} |")
+    lines += render_sets(sets)
     lines += [
         "",
         "Rasa itself cannot be installed here (Rasa 3.6 needs Python < 3.11), so Rasa DIET was not "
@@ -172,12 +225,17 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     ap.add_argument("--messages", type=int, default=MESSAGES)
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--cv", type=int, default=5, help="cross-validation folds (0: skip)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="nlu-bench-") as tmp:
         trained = _child(TRAIN_CHILD, tmp)
         ran = _child(RUN_CHILD, tmp, str(args.threshold), str(args.messages))
-    figures = {**{k: float(v) for k, v in ran.items()}, "train_seconds": float(trained["train_seconds"])}  # type: ignore[arg-type]
-    section = render(figures, args.threshold)
+    test: dict[str, float] = ran["test"]  # type: ignore[assignment]
+    sets: dict[str, dict[str, float]] = {"test": test, **ran["sets"]}  # type: ignore[dict-item]
+    if args.cv:
+        sets["cv"] = _child(CV_CHILD, str(args.cv), str(args.threshold))  # type: ignore[assignment]
+    figures = {**{k: float(v) for k, v in test.items()}, "train_seconds": float(trained["train_seconds"])}  # type: ignore[arg-type]
+    section = render(figures, args.threshold, sets)
     print(section)
     print("\nRasa is not installed in this environment (needs Python < 3.11); not compared live.")
     if not args.no_write:
