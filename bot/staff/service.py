@@ -214,7 +214,7 @@ class StaffDesk:
                 summary=self._summary(row),
                 revealed=reveal,
                 resident_id=row.resident.external_id if reveal else mask_id(row.resident.external_id),
-                display_name=row.resident.display_name,
+                display_name=show(row.resident.display_name) if row.resident.display_name else None,
                 slots={k: show(_slot_text(v)) for k, v in sorted(slots.items())},
                 transcript=tuple(_line(m, show) for m in lines),
                 close_note=row.handoff.close_note,
@@ -460,7 +460,8 @@ class StaffDesk:
             reason=handoff.reason,
             urgent=handoff.urgent,
             channel=row.resident.channel,
-            resident=row.resident.display_name or f"Warga {mask_id(row.resident.external_id)}",
+            resident=mask_text(row.resident.display_name or "")
+            or f"Warga {mask_id(row.resident.external_id)}",
             language=row.resident.language,
             opened_at=handoff.opened_at,
             waiting_minutes=max(0, int((end - handoff.opened_at).total_seconds() // 60)),

@@ -1,0 +1,7 @@
+"""Security fixtures: the Telegram channel over real HTTP against the fake Bot API, and the staff
+fixtures (settings with an API token, a fixed WIB clock, web chat residents, the staff API client)."""
+
+from __future__ import annotations
+
+from tests.channels.conftest import fake_telegram, serve_telegram_bot  # noqa: F401  (fixtures)
+from tests.staff.conftest import api, clock, resident, settings  # noqa: F401  (fixtures)
