@@ -1,7 +1,8 @@
-"""Background jobs: file complaints that waited for their back end, and tell residents the ticket number.
+"""Background jobs: poll the back ends for changes, sweep the outbox, file complaints that waited.
 
-For now each job is a loop started from ``Runtime.start`` (``rt.spawn``); the notifications work moves
-them onto APScheduler. A job run is an edge: its errors are logged with ``exc_info`` and the loop goes on.
+They run on the scheduler of the leading process (``bot.scheduler``: APScheduler, persisted job store).
+A job run is an edge: its errors are logged with ``exc_info`` and the next run tries again.
+:func:`run_every` remains for loops that do not need the scheduler.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from flows.texts import Texts
 from integrations.base import Filing, resident_id_of
 from integrations.desk import TicketHook
 from storage import repositories as repo
-from storage.models import Subscription
+from storage.models import OutboxMessage, Subscription
+from storage.outbox import OutboxStatus
+from storage.types import utcnow
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+    from bot.scheduler import NotificationScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ def ticket_notifier(texts: Texts) -> TicketHook:
             idempotency_key=ticket_key(filing.local_ref),
         )
         if queued and resident.channel == Channel.WEBCHAT.value:
+            # The events feed is the web chat's delivery: the line and the "sent" mark are one commit.
             conversation = await repo.get_or_create_conversation(session, resident=resident)
             await repo.add_message(
                 session,
@@ -71,7 +76,12 @@ def ticket_notifier(texts: Texts) -> TicketHook:
                 direction="out",
                 kind="push",
                 text=reply.text,
-                data=reply.to_dict(),
+                data={**reply.to_dict(), "outbox_key": ticket_key(filing.local_ref)},
+            )
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.idempotency_key == ticket_key(filing.local_ref))
+                .values(status=OutboxStatus.SENT, delivery_status="delivered", sent_at=utcnow(), attempts=1)
             )
         # A resident subscribed while the report was pending follows it by its ticket from now on.
         await session.execute(
@@ -111,10 +121,41 @@ async def run_every(interval: float, job: Callable[[], Awaitable[object]], *, na
         await asyncio.sleep(interval)
 
 
-def start_backend_jobs(rt: Runtime) -> None:
-    """Start the back ends' periodic jobs on the runtime (cancelled when it closes)."""
-    interval = rt.settings.complaints.submit_interval_seconds
-    rt.spawn(
-        run_every(interval, lambda: submit_pending_complaints(rt), name="submit_pending"),
-        name="submit_pending",
-    )
+async def run_job(token: str, name: str) -> None:
+    """Run the job ``name`` of the scheduler ``token`` (what the persisted job store refers to)."""
+    from bot.scheduler import RUNNERS
+
+    runner = RUNNERS.get(token)
+    if runner is None:
+        logger.warning("job %s belongs to a scheduler that is not running here; skipped", name)
+        return
+    await runner(name)
+
+
+async def poll_permits(scheduler: NotificationScheduler) -> int:
+    """Queue notifications for permits that moved; wake the dispatcher when some were queued."""
+    result = await scheduler.detector.poll_permits()
+    if result.queued:
+        scheduler.wake()
+    return result.queued
+
+
+async def poll_complaints(scheduler: NotificationScheduler) -> int:
+    """Queue notifications for complaints that moved; wake the dispatcher when some were queued."""
+    result = await scheduler.detector.poll_complaints()
+    if result.queued:
+        scheduler.wake()
+    return result.queued
+
+
+async def dispatch_outbox(scheduler: NotificationScheduler) -> None:
+    """The outbox sweep: rows queued by other processes (CLI, other workers) and lapsed leases."""
+    scheduler.wake()
+
+
+async def submit_pending(scheduler: NotificationScheduler) -> int:
+    """File the complaints that waited for their back end; their ticket pushes go out at once."""
+    filed = await submit_pending_complaints(scheduler.rt)
+    if filed:
+        scheduler.wake()
+    return filed

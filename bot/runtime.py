@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.backends import Backends, build_backends
 from bot.channels.base import ChannelService
@@ -22,6 +22,9 @@ from flows.texts import Texts
 from nlu.result import NluParser
 from storage.db import Database
 from storage.migrate import schema_is_current
+
+if TYPE_CHECKING:
+    from bot.scheduler import NotificationScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +47,15 @@ class Runtime:
     media: MediaStore
     channels: dict[Channel, ChannelService] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    notifications: NotificationScheduler | None = None  # set by start(): jobs and outbox dispatch
 
     async def start(self) -> None:
         """Start channels (polling, webhooks registration) and background jobs."""
-        from bot.jobs import start_backend_jobs
         from bot.retention import start_retention_job
+        from bot.scheduler import NotificationScheduler
 
-        start_backend_jobs(self)
+        self.notifications = NotificationScheduler(self)
+        await self.notifications.start()
         start_retention_job(self)
         if self.settings.demo.enabled:
             from bot.booth.sessions import idle_reset_loop
@@ -61,6 +66,8 @@ class Runtime:
 
     async def close(self) -> None:
         """Stop channels and background tasks, then release back ends, parser and database."""
+        if self.notifications is not None:
+            await self.notifications.stop()  # sends in flight finish while the channels are still open
         for channel in self.channels.values():
             try:
                 await channel.stop()

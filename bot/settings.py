@@ -224,7 +224,17 @@ class NotificationsSettings(_Section):
         default_factory=lambda: {"telegram_global": 30.0, "telegram_per_chat": 1.0, "whatsapp": 1.0}
     )
     max_attempts: int = Field(8, ge=1, le=100)
-    poll_interval_seconds: float = Field(60.0, gt=0)
+    poll_interval_seconds: float = Field(60.0, gt=0)  # how often permits and complaints are polled
+    enabled: bool = True  # run the scheduler (polls, outbox dispatch) in this process when it leads
+    dispatch_interval_seconds: float = Field(2.0, gt=0)  # the outbox sweep (other processes' rows)
+    claim_lease_seconds: float = Field(30.0, ge=1)  # a claimed row is retried when its lease lapses
+    batch_size: int = Field(100, ge=1, le=10_000)  # rows claimed at once
+    concurrency: int = Field(32, ge=1, le=1000)  # sends in flight at once
+    backoff_base_seconds: float = Field(5.0, gt=0)  # first retry after a failure (doubles, jittered)
+    backoff_max_seconds: float = Field(3600.0, gt=0)
+    misfire_grace_seconds: int = Field(30, ge=1)  # a job late by more than this is skipped
+    leader_retry_seconds: float = Field(10.0, gt=0)  # how often a non-leader tries to take over
+    stop_grace_seconds: float = Field(10.0, ge=0)  # sends in flight may finish this long at shutdown
 
     @field_validator("quiet_hours")
     @classmethod

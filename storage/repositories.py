@@ -226,7 +226,11 @@ async def touch_inbound(session: AsyncSession, *, resident_id: int, at: datetime
 async def subscribe(
     session: AsyncSession, *, resident_id: int, topic: str, ref: str, last_status: str | None = None
 ) -> None:
-    """Subscribe a resident to a permit, complaint or announcements (re-activates an old one)."""
+    """Subscribe a resident to a permit, complaint or announcements (re-activates an old one).
+
+    Subscribing is asking for messages again: it ends an earlier opt-out (``residents.opted_out``).
+    """
+    await session.execute(update(Resident).where(Resident.id == resident_id).values(opted_out=False))
     existing = (
         await session.execute(
             select(Subscription).where(
@@ -255,7 +259,13 @@ async def subscribe(
 async def unsubscribe(
     session: AsyncSession, *, resident_id: int, topic: str | None = None, ref: str | None = None
 ) -> int:
-    """Deactivate a resident's subscriptions (all, one topic, or one item); returns how many."""
+    """Deactivate a resident's subscriptions (all, one topic, or one item); returns how many.
+
+    Stopping all of them ("BERHENTI" / "STOP") is an opt-out: ``residents.opted_out`` is set, and the
+    outbox dispatcher sends that resident no notification or announcement any more, even one queued.
+    """
+    if topic is None and ref is None:
+        await session.execute(update(Resident).where(Resident.id == resident_id).values(opted_out=True))
     stmt = update(Subscription).where(Subscription.resident_id == resident_id, Subscription.active.is_(True))
     if topic is not None:
         stmt = stmt.where(Subscription.topic == topic)
