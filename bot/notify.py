@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +40,9 @@ from storage.db import Database, advisory_xact_lock
 from storage.models import OutboxMessage, Resident, Subscription
 from storage.notify_models import Broadcast
 from storage.outbox import OutboxStatus
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -485,3 +488,21 @@ async def requeue(db: Database, outbox_id: int, actor: str, *, now: datetime | N
     if done:
         logger.info("outbox %d requeued by %s", outbox_id, actor)
     return done
+
+
+async def announce(
+    rt: Runtime,
+    *,
+    text: str,
+    segment: str = "subscribers",
+    language: str | None = None,
+    actor: str,
+    urgent: bool = False,
+) -> BroadcastQueued:
+    """The staff console's broadcast form: queue the announcement and wake this process's dispatcher."""
+    queued = await queue_broadcast(
+        rt.db, rt.texts, text=text, segment=segment, language=language, actor=actor, urgent=urgent
+    )
+    if rt.notifications is not None:
+        rt.notifications.wake()
+    return queued
