@@ -6,6 +6,7 @@ the turn back, keeps the resident's message and answers politely in their langua
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,26 @@ class TurnServices:
         return datetime.now(self.timezone)
 
 
+def storable(msg: IncomingMessage) -> IncomingMessage:
+    """The message without NUL characters, which PostgreSQL stores in neither text nor JSONB.
+
+    Any channel may deliver one (a web chat client, a forwarded file name); found by fuzzing.
+    """
+    changes: dict[str, Any] = {}
+    for name in ("text", "payload", "profile_name", "start_param"):
+        value = getattr(msg, name)
+        if value and "\x00" in value:
+            changes[name] = value.replace("\x00", "")
+    location = msg.location
+    if location is not None and any("\x00" in (v or "") for v in (location.address, location.label)):
+        changes["location"] = dataclasses.replace(
+            location,
+            address=(location.address or "").replace("\x00", "") or None,
+            label=(location.label or "").replace("\x00", "") or None,
+        )
+    return dataclasses.replace(msg, **changes) if changes else msg
+
+
 class Dispatcher:
     """Handles incoming messages in per-conversation order, each turn in one transaction."""
 
@@ -98,6 +119,7 @@ class Dispatcher:
 
     async def handle(self, msg: IncomingMessage) -> DispatchResult:
         """Process one message in order with others of its conversation; never raises for flow bugs."""
+        msg = storable(msg)
         key = ConversationKey(msg.channel.value, msg.chat_id)
         async with self.locks.hold(key):
             verdict = self.flood.check(key.channel, key.chat_id) if self.flood else FloodVerdict.ALLOW

@@ -72,6 +72,8 @@ messages = st.builds(
             Location,
             st.floats(-90, 90, allow_nan=False),
             st.floats(-180, 180, allow_nan=False),
+            address=st.one_of(st.none(), st.text(max_size=60)),
+            label=st.one_of(st.none(), st.text(max_size=60)),
         ),
     ),
     kind=st.sampled_from(list(ContentKind)),
@@ -258,3 +260,21 @@ def test_the_http_surface_never_fails_and_rejections_store_nothing(fuzz_server: 
                 # Nothing in the schema to violate (e.g. a webhook whose body is read raw).
                 assert mode is GenerationMode.NEGATIVE, operation.label
     assert len(calls) >= len(operations) * 2
+
+
+async def test_a_nul_character_is_dropped_not_a_crash(runtime: Runtime) -> None:
+    """PostgreSQL stores NUL in neither text nor JSONB; fuzzing found the turn failing on it."""
+    msg = IncomingMessage(
+        channel=Channel.WEBCHAT,
+        chat_id="nul-1",
+        user_id="nul-1",
+        message_id="nul-m1",
+        text="ha\x00lo",
+        location=Location(-0.03, 109.33, address="Jl.\x00 Gajah Mada", label="\x00"),
+        kind=ContentKind.TEXT,
+    )
+    result = await runtime.dispatcher.handle(msg)
+    assert not result.failed and result.replies
+    async with runtime.db.session() as session:
+        stored = (await session.execute(select(Message).where(Message.direction == "in"))).scalar_one()
+    assert stored.text == "halo"
