@@ -111,7 +111,7 @@ def nlu_parser(nlu_model_dir: Path):  # type: ignore[no-untyped-def]
     """The real embedded parser, trained once for the whole session."""
     from nlu.pipeline import build_parser
 
-    return build_parser("embedded", threshold=0.4, model_dir=nlu_model_dir)
+    return build_parser("embedded", threshold=0.3, model_dir=nlu_model_dir)
 
 
 @pytest.fixture
