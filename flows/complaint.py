@@ -103,8 +103,10 @@ INTENT = "file_complaint"
 STATUS_INTENT = "complaint_status"
 STAFF_PAYLOAD = "/talk_to_staff"
 CHOICE_ENTITY = "choice"
+KANTOR_CAMAT = "kantor_camat_pontianak_"
 MAX_PHOTOS = 3
 MAX_MISSES = 2
+CLEAR_CONFIDENCE = 0.6  # a typed yes/no files or supports a complaint only when the NLU is this sure
 DEFAULT_DUPLICATE_RADIUS_M = 200.0
 MIN_DESCRIPTION_WORDS = 3
 MIN_DESCRIPTION_CHARS = 12
@@ -309,9 +311,9 @@ async def on_offer_support(ctx: FlowContext, msg: IncomingMessage, nlu: ParseRes
     choice = _choice(nlu)
     if ticket is None:
         return _advance(ctx, {DUPLICATE: None})
-    if choice is Choice.SUPPORT or (choice is None and nlu.intent_name == "affirm"):
+    if choice is Choice.SUPPORT or (choice is None and _clearly(nlu, "affirm")):
         return await _support(ctx, ticket)
-    if choice is Choice.NEW or (choice is None and nlu.intent_name == "deny"):
+    if choice is Choice.NEW or (choice is None and _clearly(nlu, "deny")):
         declined = [*_declined(ctx.slots), ticket]
         return _advance(ctx, {DUPLICATE: None, DECLINED: declined})
     return Step([_support_buttons(ctx, ctx.t("complaints.duplicate_again"))], ComplaintState.OFFER_SUPPORT)
@@ -323,7 +325,7 @@ async def on_ask_photo(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult)
     if changes:
         changes[PHOTO_DONE] = True
         return _advance(ctx, changes, lead=[ctx.reply("complaints.photo_received")])
-    if _choice(nlu) is Choice.SKIP_PHOTO or nlu.intent_name == "deny" or _said(msg, SKIP_WORDS):
+    if _choice(nlu) is Choice.SKIP_PHOTO or _clearly(nlu, "deny") or _said(msg, SKIP_WORDS):
         return _advance(ctx, {PHOTO_DONE: True})
     return _miss(ctx, {}, ComplaintState.ASK_PHOTO, [_photo_reply(ctx, "complaints.ask_photo_again")])
 
@@ -334,9 +336,9 @@ async def on_confirm(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -
     changes = _photo_changes(ctx, msg)
     if changes:
         return _advance(ctx, changes, lead=[ctx.reply("complaints.photo_received")])
-    if choice is Choice.SEND or (choice is None and nlu.intent_name == "affirm") or _said(msg, SEND_WORDS):
+    if choice is Choice.SEND or (choice is None and _clearly(nlu, "affirm")) or _said(msg, SEND_WORDS):
         return await _file(ctx)
-    if choice is Choice.EDIT or (choice is None and nlu.intent_name == "deny"):
+    if choice is Choice.EDIT or (choice is None and _clearly(nlu, "deny")):
         return Step(prompt_ask_edit(ctx), ComplaintState.ASK_EDIT)
     return Step([_confirm_reply(ctx, ctx.t("complaints.confirm_again"))], ComplaintState.CONFIRM)
 
@@ -355,7 +357,7 @@ async def on_ask_edit(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) 
     category = _category_in(nlu)
     if category is not None:
         return _advance(ctx, {CATEGORY: category})
-    if choice is Choice.SEND or nlu.intent_name == "affirm":
+    if choice is Choice.SEND or _clearly(nlu, "affirm"):
         return await _file(ctx)
     return Step(prompt_ask_edit(ctx), ComplaintState.ASK_EDIT)
 
@@ -681,6 +683,11 @@ def _category_in(nlu: ParseResult) -> str | None:
     return category if category in COMPLAINT_CATEGORIES else None
 
 
+def _clearly(nlu: ParseResult, intent: str) -> bool:
+    """True when the message is ``intent`` with confidence enough to act on (filing, supporting)."""
+    return nlu.intent_name == intent and nlu.confidence >= CLEAR_CONFIDENCE
+
+
 def _choice(nlu: ParseResult) -> Choice | None:
     value = nlu.entity(CHOICE_ENTITY)
     return Choice(value) if value in set(Choice) else None
@@ -697,11 +704,22 @@ def _said(msg: IncomingMessage, words: frozenset[str]) -> bool:
 
 def _place_code(nlu: ParseResult, text: str) -> str | None:
     """The Kemendagri code of the kelurahan/kecamatan named (button entity, NLU entity, or fuzzy match)."""
-    code = nlu.entity("location")
+    code = nlu.entity("location") or _kecamatan_of_office(nlu.entity("office"))
     if code is None and text:
         entity = resolve_location(text)
         code = entity.value if entity is not None else None
     return code if code in _places() else None
+
+
+def _kecamatan_of_office(office: str | None) -> str | None:
+    """The kecamatan of a kantor camat named as a landmark ("depan kantor camat Pontianak Kota")."""
+    if not office or not office.startswith(KANTOR_CAMAT):
+        return None
+    wanted = "pontianak " + office[len(KANTOR_CAMAT) :].replace("_", " ")
+    for place in _places().values():
+        if place.level == "kecamatan" and place.name.casefold() == wanted:
+            return place.code
+    return None
 
 
 def _address_around_place(nlu: ParseResult, text: str) -> str | None:
@@ -805,5 +823,10 @@ def complaint_flow() -> Flow:
             ComplaintState.ASK_EDIT: on_ask_edit,
         },
         prompts=dict(PROMPTS),
+        # "depan kantor camat Pontianak Kota" answers "where?" here, though it reads as an office question.
+        accepts={
+            ComplaintState.ASK_LOCATION: frozenset({"office_location"}),
+            ComplaintState.ASK_KELURAHAN: frozenset({"office_location"}),
+        },
         title_key="flow_title.complaint",
     )
