@@ -1,11 +1,12 @@
-"""Staff tables: console accounts and sessions, login throttling, handoffs, ratings, the audit log."""
+"""Staff tables: console accounts and sessions, login throttling, handoffs, ratings, the audit log, and
+the Telegram staff group's forum topics."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base, BigId
@@ -25,6 +26,8 @@ class StaffUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Who this person is in the Telegram staff group (``pontibot staff link-telegram``).
+    telegram_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
 
 
 class StaffSession(Base):
@@ -99,3 +102,19 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     ip: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class StaffGroupTopic(Base):
+    """The Telegram staff group's forum topic of one handoff, and how far its transcript was mirrored."""
+
+    __tablename__ = "staff_group_topics"
+    __table_args__ = (Index("ix_staff_group_topics_chat_id_thread_id", "chat_id", "thread_id", unique=True),)
+
+    handoff_id: Mapped[int] = mapped_column(
+        ForeignKey("handoffs.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    chat_id: Mapped[str] = mapped_column(String(32))
+    thread_id: Mapped[int] = mapped_column(BigInteger)
+    mirrored_to: Mapped[int] = mapped_column(BigInteger, default=0)  # the last transcript id posted
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]

@@ -1,4 +1,5 @@
-"""``pontibot staff``: console accounts (add with a prompted or piped password, list, disable)."""
+"""``pontibot staff``: console accounts (add with a prompted or piped password, list, disable, link to
+Telegram for the staff group)."""
 
 from __future__ import annotations
 
@@ -153,3 +154,46 @@ def disable(
         _err.print(f"[red]no account {username!r}[/red]")
         raise typer.Exit(1)
     _err.print(f"account {username} disabled")
+
+
+@app.command("link-telegram")
+def link_telegram(
+    username: Annotated[str, typer.Argument(help="The console account.")],
+    telegram_id: Annotated[
+        str, typer.Argument(help="The person's numeric Telegram user id, or 'none' to unlink.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Link an account to a Telegram user: their messages in the staff group then act as this account."""
+    unlink = telegram_id.strip().lower() == "none"
+    if not unlink and not re.fullmatch(r"[0-9]{1,20}", telegram_id.strip()):
+        _err.print("[red]TELEGRAM_ID: the numeric user id (e.g. 123456789), or 'none'[/red]")
+        raise typer.Exit(2)
+    settings = _settings(config)
+
+    async def run() -> bool:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                user = await staff_repo.link_telegram(
+                    session, username=username, telegram_user_id=None if unlink else telegram_id.strip()
+                )
+                if user is None:
+                    return False
+                await staff_repo.add_audit(
+                    session,
+                    who="cli",
+                    what="staff.unlink_telegram" if unlink else "staff.link_telegram",
+                    target=f"user:{user.username}",
+                    details={} if unlink else {"telegram_user_id": telegram_id.strip()},
+                )
+                return True
+        finally:
+            await db.dispose()
+
+    if not asyncio.run(run()):
+        _err.print(f"[red]no account {username!r}[/red]")
+        raise typer.Exit(1)
+    _err.print(
+        f"account {username} {'unlinked from Telegram' if unlink else 'linked to Telegram ' + telegram_id}"
+    )

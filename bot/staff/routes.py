@@ -43,6 +43,7 @@ from bot.staff.auth import (
     token_digest,
     verify_password,
 )
+from bot.staff.complaints import CATEGORY_LABELS
 from bot.staff.service import StaffActionError, StaffDesk
 from storage import staff_repository as staff_repo
 
@@ -162,9 +163,14 @@ ApiChanger = Annotated[Principal, Depends(api_changer)]
 
 def install_staff(app: FastAPI) -> None:
     """Mount the console's static files, pages and API, and how their auth errors are answered."""
+    # Imported here: those routes use this module's helpers and dependencies.
+    from bot.staff.work_routes import work_api_router, work_router
+
     app.mount("/staff/static", StaticFiles(directory=HERE / "static"), name="staff-static")
     app.include_router(console_router())
+    app.include_router(work_router())
     app.include_router(api_router())
+    app.include_router(work_api_router())
 
     @app.exception_handler(LoginRequired)
     async def _login_required(request: Request, exc: LoginRequired) -> Response:
@@ -188,8 +194,8 @@ def install_staff(app: FastAPI) -> None:
         if request.url.path.startswith("/api/"):
             code = {404: "not_found", 403: "forbidden", 422: "invalid_request"}.get(exc.status, "conflict")
             return JSONResponse(error_body(exc.status, code, message=str(exc)), status_code=exc.status)
-        # Back to the conversation the action was about (else where the form was).
-        match = re.match(r"^(/staff/handoffs/\d+)/", request.url.path)
+        # Back to the conversation or complaint the action was about (else where the form was).
+        match = re.match(r"^(/staff/(?:handoffs|complaints)/[^/]+)/", request.url.path)
         back = match.group(1) if match else _same_site(request.headers.get("referer") or "/staff")
         response = RedirectResponse(back, status_code=303)
         response.set_cookie(
@@ -450,11 +456,13 @@ def console_router() -> APIRouter:
 
     @router.get("/dashboard")
     async def dashboard_page(request: Request, rt: RuntimeDep, me: PagePrincipal) -> HTMLResponse:
-        """Messages per day, top intents, fallback rate, open handoffs, satisfaction, as inline SVG."""
+        """Messages per day, top intents, fallback rate, open handoffs, complaint SLA breaches,
+        satisfaction, as inline SVG."""
         board = await StaffDesk(rt).dashboard()
         per_day = [(f"{d.day}/{d.month}", n) for d, n in board.messages_per_day]
         intents = [(INTENT_LABELS.get(i, i), n) for i, n in board.top_intents]
         ratings = [(f"{s} ★", n) for s, n in sorted(board.ratings.items(), reverse=True)]
+        breaches = [(CATEGORY_LABELS.get(c, c), n) for c, n in board.sla_breaches]
         return _render(
             request,
             "dashboard.html",
@@ -463,6 +471,7 @@ def console_router() -> APIRouter:
             messages_chart=charts.column_chart(per_day, label="Pesan warga per hari"),
             intents_chart=charts.bar_chart(intents, label="Pertanyaan terbanyak"),
             ratings_chart=charts.bar_chart(ratings, label="Penilaian warga"),
+            breaches_chart=charts.bar_chart(breaches, label="Pengaduan lewat tenggat per kategori"),
             nav="dashboard",
         )
 

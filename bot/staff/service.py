@@ -150,6 +150,12 @@ class Dashboard:
     messages_total: int
     open_handoffs: int
     ratings: dict[int, int] = field(default_factory=dict)
+    sla_breaches: tuple[tuple[str, int], ...] = ()  # overdue open complaints per category, most first
+
+    @property
+    def overdue_complaints(self) -> int:
+        """Open complaints past their due date (all categories)."""
+        return sum(n for _, n in self.sla_breaches)
 
     @property
     def satisfaction(self) -> float | None:
@@ -173,6 +179,8 @@ class Dashboard:
             "open_handoffs": self.open_handoffs,
             "satisfaction": self.satisfaction,
             "ratings": {str(k): v for k, v in self.ratings.items()},
+            "overdue_complaints": self.overdue_complaints,
+            "sla_breaches": [{"category": c, "count": n} for c, n in self.sla_breaches],
         }
 
 
@@ -246,6 +254,7 @@ class StaffDesk:
             missed, total = await staff_repo.fallback_counts(session, since=since)
             open_count = await staff_repo.count_open_handoffs(session)
             ratings = await staff_repo.rating_distribution(session, since=since)
+            breaches = await staff_repo.complaint_sla_breaches(session, now=self.now())
         series = tuple(
             (first_day + timedelta(days=i), per_day.get(first_day + timedelta(days=i), 0))
             for i in range(days)
@@ -258,6 +267,7 @@ class StaffDesk:
             messages_total=sum(n for _, n in series),
             open_handoffs=open_count,
             ratings=ratings,
+            sla_breaches=tuple(breaches),
         )
 
     async def audit_log(self, *, limit: int = 200, what: str | None = None) -> list[dict[str, Any]]:
@@ -311,8 +321,12 @@ class StaffDesk:
         *,
         idempotency_key: str | None = None,
         ip: str | None = None,
+        via: str = "console",
     ) -> int | None:
-        """Send a staff message to the resident; returns its transcript id (None when a repeat)."""
+        """Send a staff message to the resident; returns its transcript id (None when a repeat).
+
+        ``via`` says where staff wrote it (``console`` or ``telegram``: the staff group's topic).
+        """
         text = text.strip()
         if not text:
             raise StaffActionError("Balasan kosong.", 422)
@@ -336,7 +350,7 @@ class StaffDesk:
                 direction="out",
                 kind="staff",
                 text=shown,
-                data={"buttons": [], "staff": principal.username, "outbox_key": key},
+                data={"buttons": [], "staff": principal.username, "outbox_key": key, "via": via},
                 created_at=self.now(),
             )
             await self._delivered_if_transcript(session, resident, [key])
@@ -349,7 +363,7 @@ class StaffDesk:
                 principal,
                 "handoff.reply",
                 row.handoff,
-                {"message_id": message.id, "chars": len(text)},
+                {"message_id": message.id, "chars": len(text), "via": via},
                 ip=ip,
             )
             return message.id

@@ -164,3 +164,85 @@ def resident(live_server: LiveServer) -> Callable[[str], Resident]:
 def texts_of(replies: list[dict[str, Any]]) -> list[str]:
     """The texts of replies or events, in order."""
     return [r["text"] for r in replies]
+
+
+# --- complaints, outbox -------------------------------------------------------------------------
+
+
+async def resident_id_of_session(runtime: Runtime, session_id: str) -> int:
+    """The resident id behind a web chat session (after its first message)."""
+    from sqlalchemy import select
+
+    from storage.models import Resident as ResidentRow
+
+    async with runtime.db.session() as session:
+        found = (
+            await session.execute(
+                select(ResidentRow.id).where(
+                    ResidentRow.channel == "webchat", ResidentRow.external_id == session_id
+                )
+            )
+        ).scalar_one()
+        return int(found)
+
+
+async def file_complaint(
+    runtime: Runtime,
+    *,
+    resident_id: int | None,
+    category: str = "road_damage",
+    description: str = "Jalan berlubang besar di depan sekolah, sudah dua motor jatuh.",
+    kelurahan_code: str | None = "61.71.01.1002",
+    address: str | None = "Jl. Tanjungpura depan SD 14",
+    lat: float | None = -0.0305,
+    lon: float | None = 109.3425,
+    media: tuple[bytes, ...] = (),
+    subscribe: bool = True,
+) -> Any:
+    """A local complaint as the complaint flow files it (stored, ticketed, the reporter subscribed)."""
+    from integrations.base import ComplaintReport, new_local_ref, reporter_ref
+    from storage import repositories as repo
+
+    keys = tuple(runtime.media.save(data).key for data in media)
+    backend = runtime.backends.local_complaints
+    assert backend is not None
+    complaint = await backend.create(
+        ComplaintReport(
+            category=category,
+            description=description,
+            reporter=reporter_ref(resident_id) if resident_id is not None else "anonymous",
+            local_ref=new_local_ref(),
+            lat=lat,
+            lon=lon,
+            address=address,
+            kelurahan_code=kelurahan_code,
+            media_keys=keys,
+        )
+    )
+    if subscribe and resident_id is not None:
+        async with runtime.db.session() as session:
+            await repo.subscribe(
+                session, resident_id=resident_id, topic="complaint", ref=complaint.ticket, last_status="open"
+            )
+    return complaint
+
+
+@pytest.fixture
+def complaint_clock(runtime: Runtime, clock: Clock) -> Clock:
+    """The fixed clock for the local complaint back end too (due dates, overdue)."""
+    backend = runtime.backends.local_complaints
+    assert backend is not None
+    backend._clock = clock
+    return clock
+
+
+@pytest.fixture
+async def outbox(runtime: Runtime, clock: Clock) -> AsyncIterator[Any]:
+    """An outbox dispatcher on the runtime's channels (driven by the test: ``await outbox.deliver_due()``)."""
+    from bot.outbox import OutboxDispatcher
+
+    dispatcher = OutboxDispatcher(
+        db=runtime.db, channels=runtime.channels, settings=runtime.settings.notifications, clock=clock
+    )
+    yield dispatcher
+    await dispatcher.stop(grace=1)
