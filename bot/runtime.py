@@ -63,6 +63,10 @@ class Runtime:
             self.spawn(idle_reset_loop(self), name="booth-idle-reset")
         for channel in self.channels.values():
             await channel.start()
+        if self.settings.telegram.staff_group_id is not None:
+            from bot.staff.telegram_group import start_staff_group
+
+            start_staff_group(self)
 
     async def close(self) -> None:
         """Stop channels and background tasks, then release back ends, parser and database."""

@@ -636,6 +636,39 @@ class TelegramChannel:
             )
         )
 
+    # ---- the staff group's forum topics (used by bot.staff.telegram_group) ------------------------
+
+    async def create_forum_topic(self, chat_id: str, name: str) -> int:
+        """Open a forum topic in a supergroup; returns its ``message_thread_id``.
+
+        Raises:
+            SendFailed: the Bot API refused (not a forum, the bot may not manage topics) or stayed limited.
+        """
+        topic = await self._call_api(chat_id, lambda: self._bot.create_forum_topic(chat_id, name[:128]))
+        return int(topic.message_thread_id)
+
+    async def close_forum_topic(self, chat_id: str, thread_id: int) -> None:
+        """Close a forum topic (it stays readable); raises SendFailed when the Bot API refuses."""
+        await self._call_api(chat_id, lambda: self._bot.close_forum_topic(chat_id, thread_id))
+
+    async def send_to_topic(self, chat_id: str, thread_id: int, text: str) -> list[str]:
+        """Post plain text into a forum topic (split at Telegram's limit); returns the message ids."""
+
+        def post(chunk: str) -> Callable[[], Awaitable[Message]]:
+            return lambda: self._bot.send_message(chat_id, chunk, message_thread_id=thread_id)
+
+        return [str((await self._call(chat_id, post(chunk))).message_id) for chunk in telegram_chunks(text)]
+
+    async def _call_api(self, chat_id: str, method: Callable[[], Awaitable[Any]]) -> Any:
+        """A Bot API call other than a send, within the limiter; errors become SendFailed."""
+        await self.limiter.acquire(chat_id)
+        try:
+            return await method()
+        except RetryAfter as exc:
+            raise SendRateLimited(retry_after_seconds(exc)) from exc
+        except TelegramError as exc:
+            raise SendFailed(f"Bot API call for chat {mask_id(chat_id)} failed: {exc}") from exc
+
     # ---- sending ---------------------------------------------------------------------------------
 
     async def send(self, chat_id: str, replies: Sequence[Reply]) -> list[str]:

@@ -2,7 +2,8 @@
 
 Speaks what pontibot uses: getMe, getUpdates (long poll with offset/timeout/limit; 409 while a webhook
 is set), setWebhook / deleteWebhook (updates are then POSTed to the webhook with the secret header),
-sendMessage, sendLocation, sendVenue, answerCallbackQuery, getFile and ``/file/bot<token>/<path>``.
+sendMessage (``message_thread_id`` for forum topics), sendLocation, sendVenue, answerCallbackQuery,
+getFile and ``/file/bot<token>/<path>``; createForumTopic and closeForumTopic (a staff group forum).
 Faults: :meth:`FakeTelegram.fail_next` answers 429 (``parameters.retry_after``) or any error code;
 :meth:`FakeTelegram.block_chat` answers 403 "bot was blocked by the user" for a chat, like Telegram.
 
@@ -45,6 +46,8 @@ STRING_PARAMS = frozenset(
         "parse_mode",
         "foursquare_id",
         "google_place_id",
+        "name",
+        "icon_custom_emoji_id",
     }
 )
 
@@ -81,6 +84,7 @@ class _State:
     webhook_allowed_updates: list[str] | None = None
     deliveries: list[tuple[int, int]] = field(default_factory=list)  # (update_id, HTTP status)
     polled: set[int] = field(default_factory=set)  # update ids getUpdates has returned
+    topics: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)  # (chat, thread) -> topic
 
 
 class FakeTelegram:
@@ -354,14 +358,29 @@ class FakeTelegram:
             self._state.webhook_secret = None
         return self._ok(True)
 
+    def topics(self, chat_id: str | int | None = None) -> list[dict[str, Any]]:
+        """Forum topics created so far (``chat_id``, ``message_thread_id``, ``name``, ``closed``)."""
+        with self._cond:
+            return [
+                dict(t)
+                for (chat, _), t in self._state.topics.items()
+                if chat_id is None or chat == str(chat_id)
+            ]
+
     def _message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
         message: dict[str, Any] = {
             "message_id": next(self._message_ids),
             "date": int(time.time()),
-            "chat": {"id": int(params["chat_id"]), "type": "private"},
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
             "from": self.bot_user(),
             **content,
         }
+        thread = params.get("message_thread_id")
+        if thread is not None:
+            message["message_thread_id"] = int(thread)
+            message["is_topic_message"] = True
+            message["chat"]["is_forum"] = True
         markup = params.get("reply_markup")
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             message["reply_markup"] = markup
@@ -374,6 +393,26 @@ class FakeTelegram:
         if len(text.encode("utf-16-le")) // 2 > 4096:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
         return self._ok(self._message(params, text=text))
+
+    def _api_createForumTopic(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        name = str(params.get("name", ""))
+        if not 1 <= len(name) <= 128:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: invalid topic name"}
+        chat = str(params.get("chat_id"))
+        with self._cond:
+            thread_id = next(self._message_ids)
+            topic = {"chat_id": chat, "message_thread_id": thread_id, "name": name, "closed": False}
+            self._state.topics[(chat, thread_id)] = topic
+        return self._ok({"message_thread_id": thread_id, "name": name, "icon_color": 7322096})
+
+    def _api_closeForumTopic(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        key = (str(params.get("chat_id")), int(params.get("message_thread_id") or 0))
+        with self._cond:
+            topic = self._state.topics.get(key)
+            if topic is None:
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: TOPIC_ID_INVALID"}
+            topic["closed"] = True
+        return self._ok(True)
 
     def _api_sendLocation(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         point = {"latitude": float(params["latitude"]), "longitude": float(params["longitude"])}

@@ -19,6 +19,7 @@ from bot.settings import Settings, load_settings
 from bot.staff.auth import hash_password
 from flows.texts import Texts
 from storage import staff_repository as staff_repo
+from tests.channels.conftest import fake_telegram, serve_telegram_bot  # noqa: F401  (staff group tests)
 from tests.conftest import REPO, LiveServer
 
 WIB = ZoneInfo("Asia/Pontianak")

@@ -42,3 +42,28 @@ def test_staff_add_with_a_piped_password_then_list(tmp_path: Path, nlu_model_dir
     assert password_hash.startswith("$argon2id$")
     assert verify_password(password_hash, "kata-sandi-kota")
     assert not verify_password(password_hash, "salah")
+
+
+def test_staff_link_telegram_sets_and_clears_the_telegram_user(tmp_path: Path, nlu_model_dir: Path) -> None:
+    env = base_env(tmp_path, nlu_model_dir)
+    assert pontibot("db", "upgrade", env=env).returncode == 0
+    assert pontibot("staff", "add", "sari", env=env, stdin="kata-sandi-kota\n").returncode == 0
+    assert pontibot("staff", "add", "budi", env=env, stdin="kata-sandi-kota\n").returncode == 0
+
+    linked = pontibot("staff", "link-telegram", "sari", "7001", env=env)
+    moved = pontibot("staff", "link-telegram", "budi", "7001", env=env)  # one account per Telegram user
+    bad = pontibot("staff", "link-telegram", "sari", "@sari", env=env)
+    unknown = pontibot("staff", "link-telegram", "nobody", "7002", env=env)
+
+    async def linked_to() -> dict[str, str | None]:
+        db = Database(env["PONTIBOT_DATABASE__URL"])
+        try:
+            async with db.session() as session:
+                return {u.username: u.telegram_user_id for u in await staff_repo.list_staff_users(session)}
+        finally:
+            await db.dispose()
+
+    assert (linked.returncode, moved.returncode, bad.returncode, unknown.returncode) == (0, 0, 2, 1)
+    assert asyncio.run(linked_to()) == {"budi": "7001", "sari": None}
+    assert pontibot("staff", "link-telegram", "budi", "none", env=env).returncode == 0
+    assert asyncio.run(linked_to()) == {"budi": None, "sari": None}
