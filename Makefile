@@ -24,6 +24,11 @@ chat: venv
 	$(BIN)/pontibot db upgrade
 	$(BIN)/pontibot chat
 
+## demo: Car Free Day booth mode on the LAN (0.0.0.0:8080), demo data, booth screen at /booth
+demo: venv
+	$(BIN)/pontibot db upgrade
+	$(BIN)/pontibot demo
+
 ## test: the whole suite on SQLite
 test: venv
 	$(BIN)/python -m pytest
