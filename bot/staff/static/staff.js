@@ -1,6 +1,12 @@
 // Konsol Petugas: gentle auto-refresh (never while typing), Ctrl+Enter sends, transcript scrolled to the end.
 (function () {
   "use strict";
+  // On a phone the tabs scroll sideways: keep the current page's tab in view.
+  const current = document.querySelector(".tabs [aria-current=page]");
+  if (current && current.parentElement.scrollWidth > current.parentElement.clientWidth) {
+    current.parentElement.scrollLeft = current.offsetLeft - 16;
+  }
+
   const transcript = document.getElementById("transcript");
   if (transcript) transcript.scrollTop = transcript.scrollHeight;
 
