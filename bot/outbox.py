@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time as clock
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from bot.channels import whatsapp as whatsapp_channel
 from bot.channels.base import ChannelSender
 from bot.notify import ANNOUNCEMENTS_TOPIC, HELD_KINDS
 from bot.privacy import mask_id
+from bot.ratelimit import RateLimiter
 from bot.settings import NotificationsSettings
 from flows.messages import Channel, Reply
 from storage import outbox as outbox_repo
@@ -51,6 +53,10 @@ from storage.outbox import Claim, OutboxStatus
 logger = logging.getLogger(__name__)
 
 RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+PACE_EARLY_SECONDS = 0.003  # wake this much before a token is due, then yield until it is
+PACE_POLL_SECONDS = 0.002
+MAX_CHAT_WINDOWS = 10_000
+RECHECK_SECONDS = 5.0  # opt-out and subscription are checked at claim time, again if sending waited longer
 DEFAULT_TEMPLATES = {"staff": "staff_reply", "system": "conversation_update"}
 
 
@@ -115,6 +121,95 @@ def backoff_seconds(attempts: int, *, base: float, cap: float, rng: random.Rando
     return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
 
 
+class SendWindow:
+    """At most ``limit`` sends per ``width`` seconds as the platform sees them, whatever the latency.
+
+    A send counts from the moment it starts until ``width`` seconds after its answer came back. The
+    platform received it somewhere in between, so no two sends more than ``limit`` apart can land
+    inside one ``width``-second window on its side: a token bucket's spacing does not hold there once
+    requests take different times to arrive.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.limit = max(1, int(rate))
+        self.width = self.limit / rate
+        self.in_flight = 0
+        self.done: deque[float] = deque()
+
+    def delay(self, now: float) -> float:
+        """Seconds until one more send may start (a short poll while only sends in flight block)."""
+        while self.done and self.done[0] + self.width <= now:
+            self.done.popleft()
+        if self.in_flight + len(self.done) < self.limit:
+            return 0.0
+        return self.done[0] + self.width - now if self.done else PACE_POLL_SECONDS
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight and nothing within the window (the window may be forgotten)."""
+        return self.in_flight == 0 and not self.done
+
+
+class Pacer:
+    """Paces one channel's outbox sends: its token buckets (shared with direct replies) and send windows.
+
+    The channel's own :class:`~bot.ratelimit.RateLimiter` is consulted (not consumed: the channel's send
+    takes the token) so replies and notifications share one budget; the windows add what a token bucket
+    cannot promise on the platform's side (no window above the limit however the latency varies).
+    Waiting for the global budget is done by one sender at a time (``turn``), waking a moment early
+    and yielding until the bucket is ready: sleeping to the millisecond loses a little of the rate on
+    every send, and at 30 messages a second that is several percent.
+    """
+
+    def __init__(self, limiter: RateLimiter | None) -> None:
+        self.limiter = limiter
+        self.global_window = SendWindow(limiter.global_bucket.rate) if limiter is not None else None
+        self.per_chat_rate = limiter.per_key_rate if limiter is not None else None
+        self.chat_windows: dict[str, SendWindow] = {}
+        self.turn = asyncio.Lock()
+
+    def _chat_window(self, chat_id: str) -> SendWindow | None:
+        if self.per_chat_rate is None:
+            return None
+        window = self.chat_windows.get(chat_id)
+        if window is None:
+            window = self.chat_windows[chat_id] = SendWindow(self.per_chat_rate)
+        return window
+
+    async def wait_chat(self, chat_id: str) -> None:
+        """Wait until this chat may get its next message (others are not held up meanwhile)."""
+        window = self._chat_window(chat_id)
+        while window is not None and (wait := window.delay(clock.monotonic())) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
+
+    async def wait_global(self, chat_id: str) -> None:
+        """Wait (holding ``turn``) until the channel's budget and window allow one more send."""
+        if self.limiter is None or self.global_window is None:
+            return
+        while True:
+            wait = max(self.global_window.delay(clock.monotonic()), self.limiter.ready_in(chat_id))
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait - PACE_EARLY_SECONDS if wait > PACE_EARLY_SECONDS else 0)
+
+    def begin(self, chat_id: str) -> None:
+        """A send starts (call right after the waits, with no await in between)."""
+        for window in (self.global_window, self._chat_window(chat_id)):
+            if window is not None:
+                window.in_flight += 1
+
+    def end(self, chat_id: str) -> None:
+        """The platform answered (or the send failed)."""
+        now = clock.monotonic()
+        for window in (self.global_window, self.chat_windows.get(chat_id)):
+            if window is not None:
+                window.in_flight -= 1
+                window.done.append(now)
+        if len(self.chat_windows) > MAX_CHAT_WINDOWS:
+            for key in [k for k, w in self.chat_windows.items() if w.delay(now) == 0 and w.idle]:
+                del self.chat_windows[key]
+
+
 class _ClaimLost(Exception):
     """This process no longer holds the row (its lease was taken over); the transaction is undone."""
 
@@ -156,6 +251,8 @@ class OutboxDispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._sending = asyncio.Semaphore(settings.concurrency)
+        self._pacers: dict[str, Pacer] = {}
+        self._checked: dict[int, tuple[float, datetime | None]] = {}  # claim id -> (checked at, last inbound)
 
     def now(self) -> datetime:
         """The current time (aware UTC; the injected clock's in tests)."""
@@ -182,7 +279,9 @@ class OutboxDispatcher:
                 self._wake.clear()
                 try:
                     free = self.settings.batch_size - len(self._claimed)
-                    claimed = await self.claim_once() if free > 0 else 0
+                    # Claim in chunks (a quarter batch), not one row per finished send.
+                    worth_it = free >= max(1, self.settings.batch_size // 4) or not self._claimed
+                    claimed = await self.claim_once() if free > 0 and worth_it else 0
                     if claimed and claimed >= free:
                         await asyncio.sleep(0)
                         continue
@@ -202,8 +301,8 @@ class OutboxDispatcher:
 
     async def _idle_timeout(self) -> float:
         interval = self.settings.dispatch_interval_seconds
-        if len(self._claimed) >= self.settings.batch_size:
-            return interval  # a finished send wakes the loop
+        if self.settings.batch_size - len(self._claimed) < max(1, self.settings.batch_size // 4):
+            return interval  # not worth a claim yet: a finished send wakes the loop
         async with self.db.session() as session:
             due = await outbox_repo.next_due_at(
                 session, hold_kinds=self._held_kinds(self.now()), exclude_ids=list(self._claimed)
@@ -221,6 +320,7 @@ class OutboxDispatcher:
         if free <= 0 or self._stopping:
             return 0
         now = self.now()
+        accepted: list[Claim] = []
         async with self.db.session() as session:
             claims = await outbox_repo.claim_due(
                 session,
@@ -230,7 +330,26 @@ class OutboxDispatcher:
                 hold_kinds=self._held_kinds(now),
                 exclude_ids=list(self._claimed),
             )
-        for claim in claims:
+            checked_at = asyncio.get_running_loop().time()
+            for claim in claims:
+                if claim.channel == Channel.WEBCHAT.value:
+                    accepted.append(claim)  # checked in the transaction that delivers it
+                    continue
+                resident, reason = await self._skip_reason(session, claim)
+                if reason is not None:
+                    logger.info("outbox %d skipped: %s", claim.id, reason)
+                    await outbox_repo.finish(
+                        session,
+                        claim_id=claim.id,
+                        attempts=claim.attempts,
+                        status=OutboxStatus.SKIPPED,
+                        error=reason,
+                    )
+                    self._count(OutcomeKind.SKIPPED)
+                    continue
+                self._checked[claim.id] = (checked_at, resident.last_inbound_at if resident else None)
+                accepted.append(claim)
+        for claim in accepted:
             self._accept(claim)
         return len(claims)
 
@@ -323,6 +442,7 @@ class OutboxDispatcher:
                 logger.warning("outbox: could not hand back %d claims", len(unstarted), exc_info=True)
         self._claimed.clear()
         self._queues.clear()
+        self._checked.clear()
 
     # ---- one row -------------------------------------------------------------------------------
 
@@ -394,23 +514,35 @@ class OutboxDispatcher:
         return None
 
     async def _send(self, claim: Claim) -> Outcome:
-        async with self.db.session() as session:
-            resident, reason = await self._skip_reason(session, claim)
-            last_inbound_at = resident.last_inbound_at if resident is not None else None
-        if reason is not None:
-            return Outcome(OutcomeKind.SKIPPED, error=reason)
+        checked_at, last_inbound_at = self._checked.pop(claim.id, (None, None))
+        if checked_at is None or asyncio.get_running_loop().time() - checked_at > RECHECK_SECONDS:
+            # Checked when claimed, normally a moment ago; after a wait (a 429, a busy chat) check again.
+            async with self.db.session() as session:
+                resident, reason = await self._skip_reason(session, claim)
+                last_inbound_at = resident.last_inbound_at if resident is not None else None
+            if reason is not None:
+                return Outcome(OutcomeKind.SKIPPED, error=reason)
         try:
             sender = self.channels[Channel(claim.channel)]
         except (KeyError, ValueError):
             return Outcome(OutcomeKind.RETRY, error=f"channel {claim.channel} is not configured here")
         reply = Reply.from_dict(claim.body)
-        # Wait for the channel's token buckets (shared with direct replies) before going on the wire, so a
-        # stop while waiting hands the row back at once; the channel's send then takes the token.
-        limiter = getattr(sender, "limiter", None)
-        while limiter is not None and (wait := limiter.ready_in(claim.chat_id)) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(wait)  # a token bucket has no event to wait on: sleep until it refills
+        pacer = self._pacer(claim.channel, sender)
+        await pacer.wait_chat(claim.chat_id)
+        async with pacer.turn:
+            await pacer.wait_global(claim.chat_id)
+            pacer.begin(claim.chat_id)
         self._on_wire.add(claim.id)  # from here a crash or a cancel leaves the delivery uncertain
-        return await _send_through(sender, claim, reply, last_inbound_at)
+        try:
+            return await _send_through(sender, claim, reply, last_inbound_at)
+        finally:
+            pacer.end(claim.chat_id)
+
+    def _pacer(self, channel: str, sender: ChannelSender) -> Pacer:
+        pacer = self._pacers.get(channel)
+        if pacer is None:
+            pacer = self._pacers[channel] = Pacer(getattr(sender, "limiter", None))
+        return pacer
 
     async def _record(self, claim: Claim, outcome: Outcome) -> None:
         """Write the result; retried through short database outages (a lost ``sent`` means a resend)."""

@@ -98,7 +98,7 @@ async def test_the_cli_queues_and_delivers_with_a_progress_bar_when_no_server_ru
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=110)
     output = err.decode()
 
     db = Database(database_url)

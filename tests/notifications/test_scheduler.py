@@ -117,14 +117,20 @@ async def test_a_second_runtime_on_the_same_database_waits_and_takes_over(
     assert waited is False
 
 
-def test_a_scheduler_built_for_postgres_uses_psycopg(tmp_path: Path) -> None:
+def test_a_scheduler_built_for_postgres_keeps_its_jobs_through_psycopg() -> None:
     loop = asyncio.new_event_loop()
     try:
         scheduler = build_scheduler(
-            database_url="postgresql+asyncpg://bot@127.0.0.1:1/none", loop=loop, misfire_grace_seconds=5
+            database_url="postgresql+asyncpg://bot@127.0.0.1:1/pontibot", loop=loop, misfire_grace_seconds=5
         )
-        store = scheduler._jobstores["default"] if scheduler._jobstores else None
+        store = scheduler._jobstores["default"]
+        url = store.engine.url
+        store.engine.dispose()
     finally:
         loop.close()
-    # Jobstores are added on start; the configured one is kept in the pending config.
-    assert store is None or store.engine.url.drivername == "postgresql+psycopg"
+
+    assert (url.drivername, url.database, store.jobs_t.name) == (
+        "postgresql+psycopg",
+        "pontibot",
+        "apscheduler_jobs",
+    )
