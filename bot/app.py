@@ -94,3 +94,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
         return (await rt.parser.parse(body.text)).to_dict()
 
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one worker process (``uvicorn --factory``): settings from $PONTIBOT_CONFIG and the env.
+
+    ``pontibot run --workers N`` passes its options to each worker through the environment; every
+    worker builds its own runtime in the lifespan (PostgreSQL coordinates them, DESIGN 8).
+    """
+    from bot.logs import configure_logging, secret_values
+    from bot.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level, secrets=secret_values(settings))
+    return create_app(settings)

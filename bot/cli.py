@@ -43,11 +43,15 @@ def run(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Bind address (server.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (server.port).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (server.workers); more than one needs PostgreSQL.")
+    ] = None,
 ) -> None:
     """Start the server: web chat, staff console, webhooks, scheduler (Telegram/WhatsApp if configured)."""
+    import os
+
     import uvicorn
 
-    from bot.app import create_app
     from bot.logs import configure_logging, secret_values
 
     server: dict[str, object] = {}
@@ -55,11 +59,27 @@ def run(
         server["host"] = host
     if port:
         server["port"] = port
+    if workers:
+        server["workers"] = workers
     settings = _settings(config, **({"server": server} if server else {}))
     configure_logging(settings.log_level, secrets=secret_values(settings))
-    console.print(f"pontibot: web chat on [bold]http://{settings.server.host}:{settings.server.port}[/bold]")
+    # Each worker process loads its settings itself (bot.app:create_app_from_env): hand it ours.
+    if config is not None:
+        os.environ["PONTIBOT_CONFIG"] = str(config.resolve())
+    for key, value in server.items():
+        os.environ[f"PONTIBOT_SERVER__{key.upper()}"] = str(value)
+    count = settings.server.workers
+    console.print(
+        f"pontibot: web chat on [bold]http://{settings.server.host}:{settings.server.port}[/bold]"
+        + (f" ({count} workers)" if count > 1 else "")
+    )
     uvicorn.run(
-        create_app(settings),
+        "bot.app:create_app_from_env",
+        factory=True,
+        workers=count,
+        # A spawned worker re-imports everything (NLU, SQLAlchemy) before it answers the supervisor's
+        # ping; on a busy 2-core machine that takes longer than uvicorn's 5 s default.
+        timeout_worker_healthcheck=60,
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,

@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 JOB_FUNC = "bot.jobs:run_job"
 LEADER_LOCK = "pontibot-scheduler-leader"
 LEADER_CHECK_SECONDS = 5.0
+# Server-side TCP keepalives on the leader's connection: a dead peer is found after 5 + 3 x 2 = 11 s,
+# then another worker takes over at its next try (leader_retry_seconds): well within 30 s.
+LEADER_KEEPALIVES = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
 
 
 def sync_url(async_url: str) -> str:
@@ -104,6 +107,14 @@ class PostgresLeadership:
         if not got:
             await conn.close()
             return False
+        try:
+            # A leader whose machine vanishes sends no FIN: make the server notice the dead peer (and
+            # free the lock) within seconds, not after the kernel's two-hour keepalive default.
+            for name, value in LEADER_KEEPALIVES.items():
+                await conn.execute(text(f"SET {name} = {value}"))
+        except Exception:
+            await conn.close()
+            raise
         self._conn = conn
         return True
 
@@ -112,7 +123,7 @@ class PostgresLeadership:
         if self._conn is None:
             return False
         try:
-            await self._conn.execute(text("SELECT 1"))
+            await asyncio.wait_for(self._conn.execute(text("SELECT 1")), LEADER_CHECK_SECONDS)
         except Exception:
             logger.warning("scheduler: the leader's database connection is gone", exc_info=True)
             return False

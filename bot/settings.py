@@ -349,6 +349,18 @@ class Settings(BaseSettings):
         # The environment wins over config.yml (passed in as init values).
         return (_GivenEnvSource(settings_cls), init_settings)
 
+    @model_validator(mode="after")
+    def _one_poller(self) -> Settings:
+        # Telegram hands each update to one getUpdates caller; several workers polling would fight (409).
+        polling = self.telegram.mode == "polling" and not self.telegram.webhook_url
+        if self.server.workers > 1 and self.telegram_enabled and polling:
+            raise ValueError(
+                f"server.workers is {self.server.workers} but telegram.mode is polling: only one process "
+                "may poll Telegram; set telegram.mode: webhook with telegram.webhook_url (the public HTTPS "
+                "URL of POST /webhooks/telegram), or run one worker"
+            )
+        return self
+
     @property
     def database_url(self) -> str:
         """DATABASE_URL from the environment when set, else database.url."""
