@@ -83,9 +83,18 @@ _TOKEN = re.compile(r"[^\W_]+")
 _NIK = re.compile(r"(?<![\d-])\d{2}[ .]?\d{2}[ .]?\d{2}[ .]?\d{6}[ .]?\d{4}(?![\d-])")
 _PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)[ -]?8\d{1,3}[ .-]?\d{3,4}[ .-]?\d{2,5}(?!\d)")
 _TICKET = re.compile(r"(?<![A-Za-z0-9])ADU\s*[-/ ]\s*(\d{4})\s*[-/ ]\s*(\d{6})(?!\d)", re.IGNORECASE)
+# A permit number typed with spaces for its dashes ("nib 2026 00311"), kept if the dashed form
+# matches the configured pattern.
+_SPACED_PERMIT = re.compile(
+    r"(?<![A-Za-z0-9-])([A-Za-z]{2,6}) +((?:19|20)\d{2}) +(\d{3,6})(?![A-Za-z0-9])(?![ -]*\d)"
+)
 _MAX_ENTITY_CHARS = 4000
 _FUZZY_CUTOFF = 86.0
 _FUZZY_CUTOFF_LONG = 80.0
+# Residents attach the possessive/definite clitic to the very word that names the problem
+# ("lubangnya besar", "lampunye mati"): a lookup also matches with it removed.
+_CLITICS = ("nya", "nye")
+_CLITIC_MIN_STEM = 3
 
 
 def validate_nik(value: str) -> bool:
@@ -124,6 +133,13 @@ def _collapse(token: str) -> str:
 
 def _key(text: str) -> tuple[str, ...]:
     return tuple(_collapse(tok) for tok in _TOKEN.findall(fold_same_length(text)))
+
+
+def _without_clitic(token: str) -> str:
+    """The word without a trailing "-nya"/"-nye" ("lubangnya" → "lubang", "lampunye" → "lampu")."""
+    if len(token) >= _CLITIC_MIN_STEM + 3 and token.endswith(_CLITICS):
+        return token[:-3]
+    return token
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +220,7 @@ class EntityExtractor:
         try:
             re.compile(pattern)
             self._permit = re.compile(rf"(?<![A-Za-z0-9-])(?:{pattern})(?![A-Za-z0-9])", re.I)
+            self._permit_value = re.compile(pattern, re.I)
         except re.error as exc:
             raise ValueError(f"permit_pattern {pattern!r} is not a valid regex: {exc}") from exc
         self._known = {w for k in lookups for w in k}
@@ -249,6 +266,11 @@ class EntityExtractor:
                 value = re.sub(r"\s+", "", m.group(0)).upper()
                 found.append(Entity("permit_number", value, m.start(), m.end(), 1.0, "regex", m.group(0)))
                 taken.append((m.start(), m.end()))
+        for m in _SPACED_PERMIT.finditer(text):
+            value = f"{m.group(1).upper()}-{m.group(2)}-{m.group(3)}"
+            if free(m.start(), m.end()) and self._permit_value.fullmatch(value):
+                found.append(Entity("permit_number", value, m.start(), m.end(), 1.0, "regex", m.group(0)))
+                taken.append((m.start(), m.end()))
         for m in _NIK.finditer(text):
             if free(m.start(), m.end()):
                 digits = re.sub(r"\D", "", m.group(0))
@@ -277,6 +299,9 @@ class EntityExtractor:
             for size in range(min(self._max_len, n - i), 0, -1):
                 key = tuple(t[0] for t in toks[i : i + size])
                 entry = self._lookups.get(key)
+                if entry is None:
+                    bare = tuple(_without_clitic(t) for t in key)
+                    entry = self._lookups.get(bare) if bare != key else None
                 if entry is not None:
                     hit = (entry, size, 1.0, "lookup")
                     break

@@ -3,8 +3,8 @@
 The same function builds features at training and at parse time, so both always agree.
 Word features start with ``w:`` (unigrams) or ``b:`` (bigrams); character n-grams (3–5 characters
 of each word padded with spaces, like sklearn's ``char_wb``) start with ``c:``. Tag tokens such as
-``<document_type>`` (an entity found in the message, see ``nlu.pipeline.classifier_tokens``) are
-unigram features only: no bigrams, no character n-grams.
+``<document_type>`` or ``<only:document_type>`` (an entity found in the message, see
+``nlu.pipeline.classifier_tokens``) are unigram features only: no bigrams, no character n-grams.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from functools import lru_cache
 
-FEATURE_VERSION = "features-v2"
+FEATURE_VERSION = "features-v3"
 CHAR_NGRAMS = (3, 4, 5)
 MAX_TOKENS = 200
 

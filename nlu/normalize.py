@@ -31,7 +31,10 @@ EMOJI_WORDS = {
 }
 
 _TICKET = re.compile(r"\badu\s*[-/ ]\s*\d{4}\s*[-/ ]\s*\d{3,8}\b")
-_PERMIT = re.compile(r"\b[a-z]{2,6}\s*[-/]\s*\d{4}\s*[-/]\s*\d{3,6}\b")
+# Permit numbers, also typed with spaces for dashes ("nib 2026 00311").
+_PERMIT = re.compile(
+    r"\b[a-z]{2,6}(?:\s*[-/]\s*\d{4}\s*[-/]\s*\d{3,6}\b|\s+(?:19|20)\d{2}\s+\d{3,6}\b(?![ -]*\d))"
+)
 _NIK = re.compile(r"(?<!\d)\d{16}(?!\d)")
 _PHONE = re.compile(r"(?<![\d+])(?:\+62|62|0)[ -]?8\d{1,3}[ .-]?\d{3,4}[ .-]?\d{2,5}(?!\d)")
 _LONG_NUMBER = re.compile(r"\d{5,}")

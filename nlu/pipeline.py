@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -38,14 +39,31 @@ OUT_OF_SCOPE = "out_of_scope"
 # Entities whose presence the classifier sees as a tag token ("<document_type>"): a message naming a
 # document or a complaint category is rarely out of scope, whatever words surround it.
 TAGGED_ENTITIES = frozenset({"document_type", "complaint_category", "office", "location"})
+_WORD = re.compile(r"[^\W_]")
 
 
 def classifier_tokens(
     text: str, entities: Iterable[Entity], lexicon: dict[tuple[str, ...], tuple[str, ...]]
 ) -> list[str]:
-    """What the intent classifier reads: normalised tokens plus one tag per entity type found."""
-    tags = sorted({f"<{e.entity}>" for e in entities if e.entity in TAGGED_ENTITIES})
+    """What the intent classifier reads: normalised tokens plus one tag per entity type found.
+
+    A message that is nothing but entities ("KIA", "akta nikah") also gets ``<only:TYPE>``: a bare
+    document name is a different request from a sentence that merely mentions one, and the tag lets
+    the classifier learn that without leaning on the document's own words.
+    """
+    tagged = [e for e in entities if e.entity in TAGGED_ENTITIES]
+    tags = sorted({f"<{e.entity}>" for e in tagged})
+    if tagged and _only_entities(text, tagged):
+        tags.extend(sorted({f"<only:{e.entity}>" for e in tagged}))
     return [*tokens(text[:MAX_CLASSIFY_CHARS], lexicon), *tags]
+
+
+def _only_entities(text: str, entities: Iterable[Entity]) -> bool:
+    """True when no word of ``text`` lies outside the entities' spans."""
+    rest = list(text)
+    for e in entities:
+        rest[e.start : e.end] = " " * (e.end - e.start)
+    return _WORD.search("".join(rest)) is None
 
 
 def training_hash(data_dir: Path = TRAIN_DIR) -> str:

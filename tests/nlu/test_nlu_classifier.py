@@ -47,3 +47,12 @@ def test_class_weights_soften_the_big_class() -> None:
     assert weights[0] < 1.0 < weights[1]
     assert round(weights[1] / weights[0], 6) == 2.0
     assert class_weights(y, 2, power=0.0) == {0: 1.0, 1: 1.0}
+
+
+def test_a_message_made_only_of_entities_gets_an_only_tag() -> None:
+    def toks(text: str) -> list[str]:
+        return classifier_tokens(text, default_extractor().extract(text), default_lexicon())
+
+    assert toks("Akta nikah?") == ["akta", "nikah", "<document_type>", "<only:document_type>"]
+    assert toks("kalau akta nikah") == ["kalau", "akta", "nikah", "<document_type>"]
+    assert toks("PBG-2026-00123") == ["nomorizin"]
