@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, select
 from integrations.base import BackendRejected, Changes, Permit, PermitStage
 from integrations.units import unit_of_work
 from storage.backend_models import DemoPermit, DemoPermitEvent
-from storage.db import Database
+from storage.db import Database, advisory_xact_lock
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,8 @@ class DemoPermitBackend:
         seeds = load_seed(self.seed_path)
         now = self._clock()
         async with unit_of_work(self.db) as session:
+            # Several workers start at once on one PostgreSQL: one seeds, the others then see the rows.
+            await advisory_xact_lock(session, "demo-permits-seed")
             if replace:
                 await session.execute(delete(DemoPermit))
             elif (await session.execute(select(func.count()).select_from(DemoPermit))).scalar_one():
