@@ -134,6 +134,10 @@ def _aspect(ctx: FlowContext, nlu: ParseResult | None) -> Aspect:
         named = nlu.entity("aspect")
         if named in set(Aspect):
             return Aspect(named)
+        # "kalau KK?" right after "berapa lama?" asks the same question about another document.
+        previous = ctx.slots.get(LAST_ASPECT)
+        if previous in set(Aspect) and not nlu.text.startswith("/") and _only_follow_up_words(nlu):
+            return Aspect(previous)
         if nlu.intent_name in ASPECT_OF_INTENT:
             return ASPECT_OF_INTENT[nlu.intent_name]
     for slot in (ASPECT_SLOT, LAST_ASPECT):
