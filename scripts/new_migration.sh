@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Autogenerate the next Alembic migration from the models: scripts/new_migration.sh 0003 complaints
-# Optional third argument: the revision to branch from (default 0002_subscriptions; merge heads later).
+# Optional third argument: the revision to build on (default: the single head).
 # (revision id "<NUM>_<name>", file storage/migrations/versions/<NUM>_<name>.py). Review the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ num=$1; name=$2
 tmp=$(mktemp -d)
 export DATABASE_URL="sqlite+aiosqlite:///$tmp/gen.db"
 .venv/bin/alembic upgrade heads >/dev/null
-.venv/bin/alembic revision --autogenerate -m "$name" --rev-id "${num}_${name}" --head "${3:-0002_subscriptions}" --splice >/dev/null
+.venv/bin/alembic revision --autogenerate -m "$name" --rev-id "${num}_${name}" --head "${3:-head}" >/dev/null
 f=$(ls storage/migrations/versions/*_"${num}_${name}"_*.py)
 sed -i -e 's/storage\.types\.UTCDateTime(timezone=True)/sa.DateTime(timezone=True)/g' \
        -e 's/postgresql\.JSONB(astext_type=sa\.Text())/postgresql.JSONB()/g' \
