@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import logging
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -17,13 +16,13 @@ from bot.booth.poster import booth_webchat_url
 from bot.booth.stats import booth_stats
 from bot.deps import RuntimeDep
 from bot.runtime import Runtime
-from bot.staff.auth import Forbidden, Principal, check_csrf, principal_of
+from bot.staff.auth import Principal, check_csrf, client_ip, principal_of
+from bot.staff.operations import Operations
+from bot.staff.service import StaffActionError
 from bot.web import TEMPLATES
 from flows.texts import LANGUAGES
 from integrations.base import IntegrationError
 from storage.types import utcnow
-
-logger = logging.getLogger(__name__)
 
 
 def qr_svg(url: str) -> str:
@@ -96,17 +95,13 @@ def booth_router() -> APIRouter:
             return RedirectResponse("/staff/login?next=/booth", status_code=303)
         check_csrf(staff, csrf_token)
         chosen = lang if lang in LANGUAGES else "id"
-        if rt.backends.demo_permits is None:
-            raise Forbidden("demo permits are not in use")
         try:
-            permit = await rt.backends.demo_permits.advance(number.strip().upper(), None)
+            permit, _ = await Operations(rt).advance(number, staff, ip=client_ip(request))
             flash = rt.texts.render(
                 chosen, "booth.advance_done", number=permit.number, stage=permit.stage.value
             )
-            logger.info("booth: %s advanced %s to %s", staff.username, permit.number, permit.stage.value)
-        except IntegrationError as exc:
+        except (StaffActionError, IntegrationError) as exc:
             flash = rt.texts.render(chosen, "booth.advance_failed", number=number, reason=str(exc))
-
         return RedirectResponse(f"/booth?{urlencode({'lang': chosen, 'flash': flash})}", status_code=303)
 
     return router
