@@ -257,7 +257,8 @@ class Dispatcher:
         msg: IncomingMessage,
         nlu: ParseResult | None,
     ) -> None:
-        data: dict[str, Any] = {"kind": msg.kind.value}
+        # The transcript's clock is ours (retention and ordering rely on it); the platform's is kept.
+        data: dict[str, Any] = {"kind": msg.kind.value, "sent_at": msg.received_at.isoformat()}
         if msg.location is not None:
             data["location"] = {"lat": msg.location.lat, "lon": msg.location.lon}
         if msg.media:
@@ -275,7 +276,6 @@ class Dispatcher:
             intent=nlu.intent_name if nlu else None,
             confidence=nlu.confidence if nlu else None,
             platform_message_id=msg.message_id,
-            created_at=msg.received_at,
         )
 
     async def _store_step(
