@@ -93,6 +93,9 @@ def telegram_settings(
         "telegram": {"base_url": fake.base_url, "poll_timeout": 1, **(telegram or {})},
         "notifications": {"rates": {"telegram_global": 1000, "telegram_per_chat": 1000, "whatsapp": 1}},
     }
+    if "notifications" not in sections and not (telegram or {}).get("staff_group_id"):
+        # Channel tests need no scheduler; its job-store thread only slows their shutdown under load.
+        overrides["notifications"] = {**overrides["notifications"], "enabled": False}
     overrides.update(sections)
     return load_settings(REPO / "config.yml", environ={"TELEGRAM_BOT_TOKEN": fake.token}, **overrides)
 
