@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.locks import ConversationKey, ConversationLocks
 from bot.privacy import mask_id
 from bot.ratelimit_residents import FloodVerdict, ResidentRateLimiter
-from flows.engine import FlowContext, FlowEngine, ResidentInfo, Step, apply_slots
+from flows.engine import FlowContext, FlowEngine, ResidentInfo, apply_slots
 from flows.handoff import HANDOFF_STATUS, speaks_during_handoff
 from flows.messages import Channel, IncomingMessage, Reply
 from flows.texts import Texts
@@ -30,7 +30,7 @@ from nlu.result import FALLBACK_INTENT, IntentScore, NluParser, ParseResult
 from storage import repositories as repo
 from storage.db import Database, advisory_xact_lock
 from storage.errors import DatabaseUnavailable
-from storage.models import Conversation, Resident
+from storage.repositories import ConversationRecord
 
 logger = logging.getLogger(__name__)
 
@@ -148,57 +148,85 @@ class Dispatcher:
 
     async def _turn(self, msg: IncomingMessage, nlu: ParseResult) -> DispatchResult:
         async with self.db.session() as session:
-            await advisory_xact_lock(session, msg.channel.value, msg.chat_id)
-            if msg.message_id is not None:
-                fresh = await repo.claim_platform_message(
-                    session, channel=msg.channel.value, message_id=msg.message_id
-                )
-                if not fresh:
-                    return await self._answer_duplicate(session, msg)
-            resident, conversation = await self._load(session, msg)
-            await self._store_inbound(session, conversation, msg, nlu)
-            if conversation.status == HANDOFF_STATUS and not speaks_during_handoff(msg, nlu):
+            begun = await self._begin(session, msg, nlu)
+            if isinstance(begun, DispatchResult):
+                return begun
+            record = begun
+            if record.status == HANDOFF_STATUS and not speaks_during_handoff(msg, nlu):
                 # A person has this conversation: keep the message for them, the bot stays silent.
-                await self._store_replies(session, conversation.id, (), msg)
+                await self._finish(session, record, msg, ())
                 logger.info("turn kept for staff channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
-                return DispatchResult((), conversation_id=conversation.id)
-            ctx = self._context(session, resident, conversation)
+                return DispatchResult((), conversation_id=record.conversation_id)
+            ctx = self._context(session, record)
             with joined(session):  # back ends that use our database work inside this turn's transaction
                 step = await self.engine.handle(ctx, msg, nlu)
             replies = tuple(step.replies)
-            await self._store_step(session, resident, conversation, step, msg)
+            state = step.next_state
+            await repo.advance_conversation(
+                session,
+                conversation_id=record.conversation_id,
+                state=state,
+                slots=apply_slots(record.slots, step),
+            )
+            if step.language in ("id", "en") and step.language != record.language:
+                await repo.update_resident(
+                    session, resident_id=record.resident_id, values={"language": step.language}
+                )
+            await self._finish(session, record, msg, replies)
             logger.info(
                 "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
                 msg.channel,
                 mask_id(msg.chat_id),
                 nlu.intent_name,
                 nlu.confidence,
-                conversation.state,
+                state,
             )
-            return DispatchResult(replies, conversation_id=conversation.id)
+            return DispatchResult(replies, conversation_id=record.conversation_id)
 
     async def _turn_flooded(self, msg: IncomingMessage, *, warn: bool) -> DispatchResult:
         """A message over the chat's rate limit: stored (nothing accepted is lost), not understood;
         the first one gets a single "slow down" reply, later ones none."""
         async with self.db.session() as session:
-            await advisory_xact_lock(session, msg.channel.value, msg.chat_id)
-            if msg.message_id is not None:
-                fresh = await repo.claim_platform_message(
-                    session, channel=msg.channel.value, message_id=msg.message_id
-                )
-                if not fresh:
-                    return await self._answer_duplicate(session, msg)
-            resident, conversation = await self._load(session, msg)
-            await self._store_inbound(session, conversation, msg, None)
-            replies = (Reply(self.texts.render(resident.language, FLOOD_TEXT)),) if warn else ()
-            await self._store_replies(session, conversation.id, replies, msg)
+            begun = await self._begin(session, msg, None)
+            if isinstance(begun, DispatchResult):
+                return begun
+            record = begun
+            replies = (Reply(self.texts.render(record.language, FLOOD_TEXT)),) if warn else ()
+            await self._finish(session, record, msg, replies)
             logger.warning(
                 "flood: message stored without a turn channel=%s chat=%s warned=%s",
                 msg.channel,
                 mask_id(msg.chat_id),
                 warn,
             )
-            return DispatchResult(replies, conversation_id=conversation.id)
+            return DispatchResult(replies, conversation_id=record.conversation_id)
+
+    async def _begin(
+        self, session: AsyncSession, msg: IncomingMessage, nlu: ParseResult | None
+    ) -> ConversationRecord | DispatchResult:
+        """Lock the conversation, load it, and store the resident's message: the conversation, or
+        the earlier answer when the message is a platform retry."""
+        await advisory_xact_lock(session, msg.channel.value, msg.chat_id)
+        record, seen = await repo.load_conversation(
+            session,
+            channel=msg.channel.value,
+            external_id=msg.chat_id,
+            display_name=msg.profile_name,
+            language=self.default_language,
+            message_id=msg.message_id,
+        )
+        if seen:
+            return await self._answer_duplicate(session, msg)
+        if not self.engine.knows_state(record.state):
+            record = dataclasses.replace(record, state=None)
+        # Before the flows run: a flow that erases the resident's data erases this message too.
+        await repo.add_messages(session, [self._inbound_row(record.conversation_id, msg, nlu)])
+        await repo.touch_resident(session, resident_id=record.resident_id, at=msg.received_at)
+        if msg.start_param and not record.source:
+            await repo.update_resident(
+                session, resident_id=record.resident_id, values={"source": msg.start_param[:32]}
+            )
+        return record
 
     async def _answer_duplicate(self, session: AsyncSession, msg: IncomingMessage) -> DispatchResult:
         assert msg.message_id is not None
@@ -211,33 +239,16 @@ class Dispatcher:
         conversation_id = processed.conversation_id if processed else None
         return DispatchResult(replies, duplicate=True, conversation_id=conversation_id)
 
-    async def _load(self, session: AsyncSession, msg: IncomingMessage) -> tuple[Resident, Conversation]:
-        resident = await repo.get_or_create_resident(
-            session,
-            channel=msg.channel.value,
-            external_id=msg.chat_id,
-            display_name=msg.profile_name,
-            language=self.default_language,
-        )
-        if msg.start_param and not resident.source:
-            resident.source = msg.start_param[:32]
-        resident.last_inbound_at = msg.received_at
-        resident.unreachable = False  # a resident who writes to us can be written to again
-        conversation = await repo.get_or_create_conversation(session, resident=resident)
-        if not self.engine.knows_state(conversation.state):
-            conversation.state = None
-        return resident, conversation
-
-    def _context(self, session: AsyncSession, resident: Resident, conversation: Conversation) -> FlowContext:
+    def _context(self, session: AsyncSession, record: ConversationRecord) -> FlowContext:
         return FlowContext(
             resident=ResidentInfo(
-                id=resident.id,
-                channel=Channel(resident.channel),
-                language=resident.language,
-                display_name=resident.display_name,
+                id=record.resident_id,
+                channel=Channel(record.channel),
+                language=record.language,
+                display_name=record.display_name,
             ),
-            state=conversation.state,
-            slots=dict(conversation.slots or {}),
+            state=record.state,
+            slots=dict(record.slots),
             texts=self.texts,
             services=TurnServices(
                 session=session,
@@ -246,17 +257,12 @@ class Dispatcher:
                 complaints=self.complaints,
                 clock=self.clock,
             ),
-            turn=conversation.turns,
+            turn=record.turns,
             settings=self.flow_settings,
         )
 
-    async def _store_inbound(
-        self,
-        session: AsyncSession,
-        conversation: Conversation,
-        msg: IncomingMessage,
-        nlu: ParseResult | None,
-    ) -> None:
+    @staticmethod
+    def _inbound_row(conversation_id: int, msg: IncomingMessage, nlu: ParseResult | None) -> dict[str, Any]:
         # The transcript's clock is ours (retention and ordering rely on it); the platform's is kept.
         data: dict[str, Any] = {"kind": msg.kind.value, "sent_at": msg.received_at.isoformat()}
         if msg.location is not None:
@@ -265,9 +271,8 @@ class Dispatcher:
             data["media"] = [{"key": m.key, "content_type": m.content_type} for m in msg.media]
         if nlu is not None and nlu.entities:
             data["entities"] = [{"entity": e.entity, "value": e.value} for e in nlu.entities]
-        await repo.add_message(
-            session,
-            conversation_id=conversation.id,
+        return repo.message_row(
+            conversation_id=conversation_id,
             direction="in",
             kind="message",
             text=msg.text,
@@ -278,63 +283,46 @@ class Dispatcher:
             platform_message_id=msg.message_id,
         )
 
-    async def _store_step(
+    async def _finish(
         self,
         session: AsyncSession,
-        resident: Resident,
-        conversation: Conversation,
-        step: Step,
+        record: ConversationRecord,
         msg: IncomingMessage,
-    ) -> None:
-        conversation.state = step.next_state
-        conversation.slots = apply_slots(conversation.slots or {}, step)
-        conversation.version += 1
-        conversation.turns += 1
-        if step.language in ("id", "en"):
-            resident.language = step.language
-        await self._store_replies(session, conversation.id, step.replies, msg)
-
-    async def _store_replies(
-        self,
-        session: AsyncSession,
-        conversation_id: int,
         replies: Sequence[Reply],
-        msg: IncomingMessage,
         kind: str = "reply",
     ) -> None:
-        for reply in replies:
-            await repo.add_message(
-                session,
-                conversation_id=conversation_id,
+        """Store the replies in the transcript and as the answer to a retry of ``msg``."""
+        rendered = [reply.to_dict() for reply in replies]
+        rows = [
+            repo.message_row(
+                conversation_id=record.conversation_id,
                 direction="out",
                 kind=kind,
                 text=reply.text,
-                data=reply.to_dict(),
+                data=data,
             )
+            for reply, data in zip(replies, rendered, strict=True)
+        ]
+        await repo.add_messages(session, rows)
         if msg.message_id is not None:
-            processed = await repo.get_processed_message(
-                session, channel=msg.channel.value, message_id=msg.message_id
+            await repo.record_response(
+                session,
+                channel=msg.channel.value,
+                message_id=msg.message_id,
+                conversation_id=record.conversation_id,
+                replies=rendered,
             )
-            if processed is not None:
-                processed.conversation_id = conversation_id
-                processed.response = {"replies": [r.to_dict() for r in replies]}
 
     async def _record_failure(self, msg: IncomingMessage, nlu: ParseResult) -> DispatchResult:
         """Keep the resident's message and our apology even though the turn itself was rolled back."""
         async with self.db.session() as session:
-            resident = await repo.get_or_create_resident(
+            record, _ = await repo.load_conversation(
                 session,
                 channel=msg.channel.value,
                 external_id=msg.chat_id,
                 language=self.default_language,
             )
-            lang = resident.language
-            reply = Reply(self.texts.render(lang, "error.generic"))
-            conversation = await repo.get_or_create_conversation(session, resident=resident)
-            if msg.message_id is not None:
-                await repo.claim_platform_message(
-                    session, channel=msg.channel.value, message_id=msg.message_id
-                )
-            await self._store_inbound(session, conversation, msg, nlu)
-            await self._store_replies(session, conversation.id, [reply], msg, kind="error")
-            return DispatchResult((reply,), failed=True, conversation_id=conversation.id)
+            reply = Reply(self.texts.render(record.language, "error.generic"))
+            await repo.add_messages(session, [self._inbound_row(record.conversation_id, msg, nlu)])
+            await self._finish(session, record, msg, [reply], kind="error")
+            return DispatchResult((reply,), failed=True, conversation_id=record.conversation_id)

@@ -106,7 +106,10 @@ def advisory_key(*parts: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+_ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+
+
 async def advisory_xact_lock(session: AsyncSession, *parts: str) -> None:
     """Hold a PostgreSQL advisory lock on ``parts`` until the transaction ends (no-op on SQLite)."""
     if dialect_of(session) == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key(*parts)})
+        await session.execute(_ADVISORY_XACT_LOCK, {"k": advisory_key(*parts)})
