@@ -155,8 +155,10 @@ async def queue_change(
     ref: str,
     status: str,
     render: Callable[[str], Notice | None],
+    at: datetime,
 ) -> int:
-    """Queue one change for every active subscriber not yet told about ``status``; returns rows queued.
+    """Queue one change for every active subscriber not yet told about ``status``, due at ``at`` (the
+    caller's clock, which the outbox dispatcher reads too); returns rows queued.
 
     Runs in the caller's transaction (the one that stores the cursor). ``last_status`` moves for every
     subscriber, so a later poll does not tell them again.
@@ -179,6 +181,7 @@ async def queue_change(
             kind=NOTIFICATION,
             body=body,
             idempotency_key=change_key(topic, ref, status, resident.id),
+            not_before=at,
         )
     return queued
 
@@ -221,6 +224,7 @@ class ChangeDetector:
                 ref=permit.number,
                 status=permit.stage.value,
                 render=lambda lang: permit_notice(self.texts, lang, permit),
+                at=self._clock(),
             )
 
         return await self._poll(
@@ -237,6 +241,7 @@ class ChangeDetector:
                 ref=complaint.ticket,
                 status=complaint.status.value,
                 render=lambda lang: complaint_notice(self.texts, lang, complaint),
+                at=self._clock(),
             )
 
         return await self._poll(
@@ -498,10 +503,12 @@ async def announce(
     language: str | None = None,
     actor: str,
     urgent: bool = False,
+    now: datetime | None = None,
 ) -> BroadcastQueued:
-    """The staff console's broadcast form: queue the announcement and wake this process's dispatcher."""
+    """The staff console's broadcast form: queue the announcement (due ``now``, the console's clock)
+    and wake this process's dispatcher."""
     queued = await queue_broadcast(
-        rt.db, rt.texts, text=text, segment=segment, language=language, actor=actor, urgent=urgent
+        rt.db, rt.texts, text=text, segment=segment, language=language, actor=actor, urgent=urgent, now=now
     )
     if rt.notifications is not None:
         rt.notifications.wake()

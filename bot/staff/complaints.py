@@ -518,6 +518,7 @@ class ComplaintWork:
                     ref=complaint.ticket,
                     status=complaint.status.value,
                     render=lambda lang: complaint_notice(texts, lang, complaint),
+                    at=self.desk.now(),
                 )
                 details: dict[str, Any] = {
                     "to": complaint.status.value,

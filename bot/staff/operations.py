@@ -175,6 +175,7 @@ class Operations:
                     ref=permit.number,
                     status=permit.stage.value,
                     render=lambda lang: notify.permit_notice(texts, lang, permit),
+                    at=self.desk.now(),
                 )
                 await staff_repo.add_audit(
                     session,
@@ -223,6 +224,7 @@ class Operations:
                 language=language or None,
                 actor=principal.username,
                 urgent=urgent,
+                now=self.desk.now(),
             )
         except notify.BroadcastError as exc:
             raise StaffActionError(_broadcast_error(exc, text), 422) from None
