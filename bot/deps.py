@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from bot.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The runtime of the running app."""
+async def get_runtime(request: Request) -> Runtime:
+    """The runtime of the running app (async: FastAPI would run a plain function in a thread)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
