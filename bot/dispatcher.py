@@ -10,11 +10,11 @@ import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.locks import ConversationKey, ConversationLocks
@@ -28,9 +28,9 @@ from integrations.base import ComplaintDesk, PermitBackend
 from integrations.units import joined
 from nlu.result import FALLBACK_INTENT, IntentScore, NluParser, ParseResult
 from storage import repositories as repo
-from storage.db import Database, advisory_xact_lock
+from storage.db import Database
 from storage.errors import DatabaseUnavailable
-from storage.repositories import ConversationRecord
+from storage.turn_store import ConversationRecord, TurnStore
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,11 @@ class Dispatcher:
         key = ConversationKey(msg.channel.value, msg.chat_id)
         async with self.locks.hold(key):
             verdict = self.flood.check(key.channel, key.chat_id) if self.flood else FloodVerdict.ALLOW
+            nlu: ParseResult | None = None
             try:
-                if verdict is not FloodVerdict.ALLOW:
-                    return await self._turn_flooded(msg, warn=verdict is FloodVerdict.WARN)
-                nlu = await self._understand(msg)
-                return await self._turn(msg, nlu)
+                if verdict is FloodVerdict.ALLOW:
+                    nlu = await self._understand(msg)
+                return await self._turn_on_a_live_connection(msg, nlu, warn=verdict is FloodVerdict.WARN)
             except (OperationalError, InterfaceError, OSError) as exc:
                 logger.warning(
                     "database unavailable channel=%s chat=%s",
@@ -140,6 +140,27 @@ class Dispatcher:
                 logger.exception("turn failed channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
                 return await self._record_failure(msg, nlu)
 
+    async def _turn_on_a_live_connection(
+        self, msg: IncomingMessage, nlu: ParseResult | None, *, warn: bool
+    ) -> DispatchResult:
+        """The turn (``nlu`` None: a flooded one); run again once when its pooled connection turned
+        out dead (the database restarted since: the pool does not ping a busy connection)."""
+        for attempt in (1, 2):
+            try:
+                if nlu is None:
+                    return await self._turn_flooded(msg, warn=warn)
+                return await self._turn(msg, nlu)
+            except DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+                logger.info("database connection lost; turn retried channel=%s", msg.channel)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _store(self, session: AsyncSession, msg: IncomingMessage) -> TurnStore:
+        """The turn's statements on ``session``, the conversation locked, at the turn's time (UTC)."""
+        now = self.clock().astimezone(UTC) if self.clock is not None else datetime.now(UTC)
+        return await TurnStore.open(session, lock=(msg.channel.value, msg.chat_id), now=now)
+
     async def _understand(self, msg: IncomingMessage) -> ParseResult:
         text = msg.payload or msg.text or ""
         if not text.strip():
@@ -148,13 +169,14 @@ class Dispatcher:
 
     async def _turn(self, msg: IncomingMessage, nlu: ParseResult) -> DispatchResult:
         async with self.db.session() as session:
-            begun = await self._begin(session, msg, nlu)
+            store = await self._store(session, msg)
+            begun = await self._begin(store, msg, nlu)
             if isinstance(begun, DispatchResult):
                 return begun
             record = begun
             if record.status == HANDOFF_STATUS and not speaks_during_handoff(msg, nlu):
                 # A person has this conversation: keep the message for them, the bot stays silent.
-                await self._finish(session, record, msg, ())
+                await self._finish(store, record, msg, ())
                 logger.info("turn kept for staff channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
                 return DispatchResult((), conversation_id=record.conversation_id)
             ctx = self._context(session, record)
@@ -162,17 +184,16 @@ class Dispatcher:
                 step = await self.engine.handle(ctx, msg, nlu)
             replies = tuple(step.replies)
             state = step.next_state
-            await repo.advance_conversation(
-                session,
-                conversation_id=record.conversation_id,
-                state=state,
-                slots=apply_slots(record.slots, step),
+            # What flows changed through the ORM is written first: the turn's own writes come last.
+            await session.flush()
+            await store.advance_conversation(
+                conversation_id=record.conversation_id, state=state, slots=apply_slots(record.slots, step)
             )
             if step.language in ("id", "en") and step.language != record.language:
                 await repo.update_resident(
                     session, resident_id=record.resident_id, values={"language": step.language}
                 )
-            await self._finish(session, record, msg, replies)
+            await self._finish(store, record, msg, replies)
             logger.info(
                 "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
                 msg.channel,
@@ -187,12 +208,13 @@ class Dispatcher:
         """A message over the chat's rate limit: stored (nothing accepted is lost), not understood;
         the first one gets a single "slow down" reply, later ones none."""
         async with self.db.session() as session:
-            begun = await self._begin(session, msg, None)
+            store = await self._store(session, msg)
+            begun = await self._begin(store, msg, None)
             if isinstance(begun, DispatchResult):
                 return begun
             record = begun
             replies = (Reply(self.texts.render(record.language, FLOOD_TEXT)),) if warn else ()
-            await self._finish(session, record, msg, replies)
+            await self._finish(store, record, msg, replies)
             logger.warning(
                 "flood: message stored without a turn channel=%s chat=%s warned=%s",
                 msg.channel,
@@ -202,13 +224,11 @@ class Dispatcher:
             return DispatchResult(replies, conversation_id=record.conversation_id)
 
     async def _begin(
-        self, session: AsyncSession, msg: IncomingMessage, nlu: ParseResult | None
+        self, store: TurnStore, msg: IncomingMessage, nlu: ParseResult | None
     ) -> ConversationRecord | DispatchResult:
-        """Lock the conversation, load it, and store the resident's message: the conversation, or
+        """Load the (locked) conversation and store the resident's message: the conversation, or
         the earlier answer when the message is a platform retry."""
-        await advisory_xact_lock(session, msg.channel.value, msg.chat_id)
-        record, seen = await repo.load_conversation(
-            session,
+        record, seen = await store.load_conversation(
             channel=msg.channel.value,
             external_id=msg.chat_id,
             display_name=msg.profile_name,
@@ -216,15 +236,15 @@ class Dispatcher:
             message_id=msg.message_id,
         )
         if seen:
-            return await self._answer_duplicate(session, msg)
+            return await self._answer_duplicate(store.session, msg)
         if not self.engine.knows_state(record.state):
             record = dataclasses.replace(record, state=None)
         # Before the flows run: a flow that erases the resident's data erases this message too.
-        await repo.add_messages(session, [self._inbound_row(record.conversation_id, msg, nlu)])
-        await repo.touch_resident(session, resident_id=record.resident_id, at=msg.received_at)
+        await store.add_messages([self._inbound_row(record.conversation_id, msg, nlu, store.now)])
+        await store.touch_resident(resident_id=record.resident_id, at=msg.received_at)
         if msg.start_param and not record.source:
             await repo.update_resident(
-                session, resident_id=record.resident_id, values={"source": msg.start_param[:32]}
+                store.session, resident_id=record.resident_id, values={"source": msg.start_param[:32]}
             )
         return record
 
@@ -262,7 +282,9 @@ class Dispatcher:
         )
 
     @staticmethod
-    def _inbound_row(conversation_id: int, msg: IncomingMessage, nlu: ParseResult | None) -> dict[str, Any]:
+    def _inbound_row(
+        conversation_id: int, msg: IncomingMessage, nlu: ParseResult | None, at: datetime
+    ) -> dict[str, Any]:
         # The transcript's clock is ours (retention and ordering rely on it); the platform's is kept.
         data: dict[str, Any] = {"kind": msg.kind.value, "sent_at": msg.received_at.isoformat()}
         if msg.location is not None:
@@ -281,11 +303,12 @@ class Dispatcher:
             intent=nlu.intent_name if nlu else None,
             confidence=nlu.confidence if nlu else None,
             platform_message_id=msg.message_id,
+            created_at=at,
         )
 
     async def _finish(
         self,
-        session: AsyncSession,
+        store: TurnStore,
         record: ConversationRecord,
         msg: IncomingMessage,
         replies: Sequence[Reply],
@@ -300,29 +323,27 @@ class Dispatcher:
                 kind=kind,
                 text=reply.text,
                 data=data,
+                created_at=store.now,
             )
             for reply, data in zip(replies, rendered, strict=True)
         ]
-        await repo.add_messages(session, rows)
+        await store.add_messages(rows)
         if msg.message_id is not None:
-            await repo.record_response(
-                session,
+            await store.record_response(
                 channel=msg.channel.value,
                 message_id=msg.message_id,
                 conversation_id=record.conversation_id,
                 replies=rendered,
             )
 
-    async def _record_failure(self, msg: IncomingMessage, nlu: ParseResult) -> DispatchResult:
+    async def _record_failure(self, msg: IncomingMessage, nlu: ParseResult | None) -> DispatchResult:
         """Keep the resident's message and our apology even though the turn itself was rolled back."""
         async with self.db.session() as session:
-            record, _ = await repo.load_conversation(
-                session,
-                channel=msg.channel.value,
-                external_id=msg.chat_id,
-                language=self.default_language,
+            store = await self._store(session, msg)
+            record, _ = await store.load_conversation(
+                channel=msg.channel.value, external_id=msg.chat_id, language=self.default_language
             )
             reply = Reply(self.texts.render(record.language, "error.generic"))
-            await repo.add_messages(session, [self._inbound_row(record.conversation_id, msg, nlu)])
-            await self._finish(session, record, msg, [reply], kind="error")
+            await store.add_messages([self._inbound_row(record.conversation_id, msg, nlu, store.now)])
+            await self._finish(store, record, msg, [reply], kind="error")
             return DispatchResult((reply,), failed=True, conversation_id=record.conversation_id)

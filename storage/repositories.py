@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,183 +103,12 @@ async def get_or_create_conversation(session: AsyncSession, *, resident: Residen
     return (await session.execute(stmt)).scalar_one()
 
 
-@dataclass(frozen=True, slots=True)
-class ConversationRecord:
-    """A resident and their conversation as one turn reads them (plain values, not tracked objects)."""
-
-    resident_id: int
-    channel: str
-    language: str
-    display_name: str | None
-    source: str | None
-    conversation_id: int
-    state: str | None
-    slots: dict[str, Any]
-    status: str
-    turns: int
-
-
-# The statements of a turn, built once: a turn runs them hundreds of times a second.
-_R, _C, _P = Resident.__table__.c, Conversation.__table__.c, ProcessedMessage.__table__.c
-_LOAD = (
-    select(_R.id, _R.language, _R.display_name, _R.source, _C.id, _C.state, _C.slots, _C.status, _C.turns)
-    .join_from(Resident, Conversation, _C.resident_id == _R.id)
-    .where(_R.channel == bindparam("channel"), _R.external_id == bindparam("external_id"))
-)
-_LOAD_AND_SEEN = _LOAD.add_columns(
-    select(_P.message_id)
-    .where(_P.channel == bindparam("channel"), _P.message_id == bindparam("message_id"))
-    .exists()
-)
-_INSERT_MESSAGES = insert(Message.__table__)
-_ADVANCE = (
-    update(Conversation.__table__)
-    .where(_C.id == bindparam("c_id"))
-    .values(
-        state=bindparam("c_state"),
-        slots=bindparam("c_slots"),
-        turns=_C.turns + 1,
-        version=_C.version + 1,
-        updated_at=bindparam("c_at"),
-    )
-)
-_TOUCH = (
-    update(Resident.__table__)
-    .where(_R.id == bindparam("r_id"))
-    .values(last_inbound_at=bindparam("r_at"), unreachable=False)
-)
-
-
-def _upsert_response(dialect_insert: Any) -> Any:
-    stmt = dialect_insert(ProcessedMessage.__table__).values(
-        channel=bindparam("p_channel"),
-        message_id=bindparam("p_message_id"),
-        conversation_id=bindparam("p_conversation_id"),
-        response=bindparam("p_response"),
-        created_at=bindparam("p_at"),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=["channel", "message_id"],
-        set_={"conversation_id": stmt.excluded.conversation_id, "response": stmt.excluded.response},
-    )
-
-
-_RECORD_RESPONSE = {"postgresql": _upsert_response(pg_insert), "sqlite": _upsert_response(sqlite_insert)}
-
-
-async def load_conversation(
-    session: AsyncSession,
-    *,
-    channel: str,
-    external_id: str,
-    display_name: str | None = None,
-    language: str = "id",
-    message_id: str | None = None,
-) -> tuple[ConversationRecord, bool]:
-    """The resident behind ``(channel, external_id)`` with their conversation, in one query, and
-    whether the platform message ``message_id`` was handled before (see :func:`record_response`).
-
-    Resident and conversation are created on first contact (a few statements more, once).
-    """
-    stmt = _LOAD if message_id is None else _LOAD_AND_SEEN
-    params = {"channel": channel, "external_id": external_id, "message_id": message_id}
-    row = (await session.execute(stmt, params)).first()
-    if row is None:
-        resident = await get_or_create_resident(
-            session, channel=channel, external_id=external_id, display_name=display_name, language=language
-        )
-        await get_or_create_conversation(session, resident=resident)
-        row = (await session.execute(stmt, params)).one()
-    seen = bool(row[9]) if message_id is not None else False
-    record = ConversationRecord(
-        resident_id=row[0],
-        channel=channel,
-        language=row[1],
-        display_name=row[2],
-        source=row[3],
-        conversation_id=row[4],
-        state=row[5],
-        slots=dict(row[6] or {}),
-        status=row[7],
-        turns=row[8],
-    )
-    return record, seen
-
-
-async def advance_conversation(
-    session: AsyncSession, *, conversation_id: int, state: str | None, slots: Mapping[str, Any]
-) -> None:
-    """Store the state and slots a turn ends in (one more turn, one more version)."""
-    params = {"c_id": conversation_id, "c_state": state, "c_slots": dict(slots), "c_at": utcnow()}
-    await session.execute(_ADVANCE, params)
-
-
-async def touch_resident(session: AsyncSession, *, resident_id: int, at: datetime) -> None:
-    """The resident wrote at ``at``: WhatsApp's 24-hour window starts there, and a resident who
-    writes to us can be written to again."""
-    await session.execute(_TOUCH, {"r_id": resident_id, "r_at": at})
-
-
 async def update_resident(session: AsyncSession, *, resident_id: int, values: Mapping[str, Any]) -> None:
     """Set some of a resident's columns (what a turn learnt: language, where they came from)."""
     await session.execute(
         update(Resident).where(Resident.id == resident_id).values(dict(values)),
         execution_options={"synchronize_session": False},
     )
-
-
-def message_row(
-    *,
-    conversation_id: int,
-    direction: str,
-    kind: str,
-    text: str | None,
-    payload: str | None = None,
-    data: dict[str, Any] | None = None,
-    intent: str | None = None,
-    confidence: float | None = None,
-    platform_message_id: str | None = None,
-    created_at: datetime | None = None,
-) -> dict[str, Any]:
-    """One transcript line as the values :func:`add_messages` inserts."""
-    return {
-        "conversation_id": conversation_id,
-        "direction": direction,
-        "kind": kind,
-        "text": text,
-        "payload": payload,
-        "data": data or {},
-        "intent": intent,
-        "confidence": confidence,
-        "platform_message_id": platform_message_id,
-        "created_at": created_at or utcnow(),
-    }
-
-
-async def add_messages(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append transcript lines (from :func:`message_row`) in one statement, in the order given."""
-    if rows:
-        await session.execute(_INSERT_MESSAGES, list(rows))
-
-
-async def record_response(
-    session: AsyncSession,
-    *,
-    channel: str,
-    message_id: str,
-    conversation_id: int,
-    replies: Sequence[Mapping[str, Any]],
-) -> None:
-    """Record that ``(channel, message_id)`` was handled, with the replies it got, so that a
-    platform retry of it is answered the same (an earlier claim of it is completed)."""
-    params = {
-        "p_channel": channel,
-        "p_message_id": message_id,
-        "p_conversation_id": conversation_id,
-        "p_response": {"replies": list(replies)},
-        "p_at": utcnow(),
-    }
-    await session.execute(_RECORD_RESPONSE[dialect_of(session)], params)
 
 
 async def find_conversation(session: AsyncSession, *, channel: str, external_id: str) -> Conversation | None:
@@ -309,20 +137,50 @@ async def add_message(
 ) -> Message:
     """Append one transcript line."""
     message = Message(
-        conversation_id=conversation_id,
-        direction=direction,
-        kind=kind,
-        text=text,
-        payload=payload,
-        data=data or {},
-        intent=intent,
-        confidence=confidence,
-        platform_message_id=platform_message_id,
-        created_at=created_at or utcnow(),
+        **message_row(
+            conversation_id=conversation_id,
+            direction=direction,
+            kind=kind,
+            text=text,
+            payload=payload,
+            data=data,
+            intent=intent,
+            confidence=confidence,
+            platform_message_id=platform_message_id,
+            created_at=created_at,
+        )
     )
     session.add(message)
     await session.flush()
     return message
+
+
+def message_row(
+    *,
+    conversation_id: int,
+    direction: str,
+    kind: str,
+    text: str | None,
+    payload: str | None = None,
+    data: dict[str, Any] | None = None,
+    intent: str | None = None,
+    confidence: float | None = None,
+    platform_message_id: str | None = None,
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One transcript line's column values (``add_message`` stores one; a turn stores several at once)."""
+    return {
+        "conversation_id": conversation_id,
+        "direction": direction,
+        "kind": kind,
+        "text": text,
+        "payload": payload,
+        "data": data or {},
+        "intent": intent,
+        "confidence": confidence,
+        "platform_message_id": platform_message_id,
+        "created_at": created_at or utcnow(),
+    }
 
 
 async def transcript(session: AsyncSession, *, conversation_id: int, limit: int = 500) -> Sequence[Message]:

@@ -1,0 +1,339 @@
+"""The statements of one dispatcher turn, run on the database driver inside the session's transaction.
+
+A turn runs six or seven small statements, hundreds of times a second. Through SQLAlchemy's
+execution layer each costs two to five times the statement itself: on PostgreSQL 190 µs of CPU
+against asyncpg's 70 µs; on SQLite 410 µs against 85 µs, because the aiosqlite adapter hands the
+cursor to aiosqlite's thread four times a statement (create, execute, fetch, close) where one hand-off
+does (figures: docs/BENCHMARKS.md). So these statements go to the driver connection of the session
+directly, in the same transaction as everything else the turn does through the ORM.
+
+What stays the same as through SQLAlchemy: values are converted by the same column types
+(``storage.types``: JSON, aware UTC datetimes), and a driver error is raised as SQLAlchemy's
+``DBAPIError`` subclass with the connection invalidated when it died, so that callers (the
+dispatcher's "database unavailable" handling, its retry on a fresh connection) see no difference.
+
+Only plain SQL that both SQLite and PostgreSQL accept is written here; ``:name`` parameters are
+turned into asyncpg's ``$n`` once per statement.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.types import TypeEngine
+
+from storage import repositories as repo
+from storage.db import advisory_xact_lock
+from storage.types import JSONType, UTCDateTime, utcnow
+
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Statement:
+    """SQL with ``:name`` parameters, the column types of the parameters that need converting, and
+    of the result columns (by position) that do."""
+
+    sql: str
+    binds: Mapping[str, TypeEngine[Any]]
+    results: Mapping[int, TypeEngine[Any]]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A statement made ready for one dialect: driver SQL, parameter order, converters."""
+
+    sql: str
+    names: tuple[str, ...]
+    binds: tuple[tuple[str, Callable[[Any], Any]], ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRecord:
+    """A resident and their conversation as one turn reads them (plain values, not tracked objects)."""
+
+    resident_id: int
+    channel: str
+    language: str
+    display_name: str | None
+    source: str | None
+    conversation_id: int
+    state: str | None
+    slots: dict[str, Any]
+    status: str
+    turns: int
+
+
+_JSON: TypeEngine[Any] = JSONType
+_TIME: TypeEngine[Any] = UTCDateTime()
+
+LOAD = Statement(
+    "SELECT r.id, r.language, r.display_name, r.source, c.id, c.state, c.slots, c.status, c.turns,"
+    " EXISTS (SELECT 1 FROM processed_messages p"
+    " WHERE p.channel = :channel AND p.message_id = :message_id)"
+    " FROM residents r JOIN conversations c ON c.resident_id = r.id"
+    " WHERE r.channel = :channel AND r.external_id = :external_id",
+    {},
+    {6: _JSON},
+)
+INSERT_MESSAGE = Statement(
+    "INSERT INTO messages (conversation_id, direction, kind, text, payload, data, intent, confidence,"
+    " platform_message_id, created_at) VALUES (:conversation_id, :direction, :kind, :text, :payload,"
+    " :data, :intent, :confidence, :platform_message_id, :created_at)",
+    {"data": _JSON, "created_at": _TIME},
+    {},
+)
+TOUCH_RESIDENT = Statement(
+    "UPDATE residents SET last_inbound_at = :at, unreachable = false WHERE id = :resident_id",
+    {"at": _TIME},
+    {},
+)
+ADVANCE_CONVERSATION = Statement(
+    "UPDATE conversations SET state = :state, slots = :slots, turns = turns + 1,"
+    " version = version + 1, updated_at = :at WHERE id = :conversation_id",
+    {"slots": _JSON, "at": _TIME},
+    {},
+)
+RECORD_RESPONSE = Statement(
+    "INSERT INTO processed_messages (channel, message_id, conversation_id, response, created_at)"
+    " VALUES (:channel, :message_id, :conversation_id, :response, :at)"
+    " ON CONFLICT (channel, message_id) DO UPDATE"
+    " SET conversation_id = excluded.conversation_id, response = excluded.response",
+    {"response": _JSON, "at": _TIME},
+    {},
+)
+
+
+def _processor(kind: str, type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    impl = type_.dialect_impl(dialect)
+    if kind == "bind":
+        return impl.bind_processor(dialect)
+    return impl.result_processor(dialect, None)
+
+
+_PREPARED: dict[tuple[str, str], _Prepared] = {}
+
+
+def prepare(statement: Statement, dialect: Dialect) -> _Prepared:
+    """The statement for ``dialect`` (cached): positional ``$n`` for asyncpg, named for sqlite3."""
+    key = (statement.sql, dialect.name)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        names: list[str] = []
+        if dialect.name == "postgresql":
+
+            def number(match: re.Match[str]) -> str:
+                if match.group(1) not in names:
+                    names.append(match.group(1))
+                return f"${names.index(match.group(1)) + 1}"
+
+            sql = _PARAM.sub(number, statement.sql)
+        else:
+            sql = statement.sql
+        binds = tuple(
+            (name, proc)
+            for name, type_ in statement.binds.items()
+            if (proc := _processor("bind", type_, dialect)) is not None
+        )
+        results = tuple(
+            (index, proc)
+            for index, type_ in statement.results.items()
+            if (proc := _processor("result", type_, dialect)) is not None
+        )
+        prepared = _PREPARED[key] = _Prepared(sql, tuple(names), binds, results)
+    return prepared
+
+
+class TurnStore:
+    """The driver connection of one turn's session, and the turn's statements on it.
+
+    Use it only inside the session it was opened on, and flush the session first when ORM objects
+    changed before a statement here.
+    """
+
+    def __init__(
+        self, session: AsyncSession, conn: AsyncConnection, adapted: Any, driver: Any, now: datetime
+    ) -> None:
+        self.session = session
+        self.now = now  # the turn's time: its transcript lines and records carry it
+        self._conn = conn
+        self._adapted = adapted  # SQLAlchemy's adapter around the driver (translates its errors)
+        self._driver = driver
+        self.dialect = conn.dialect
+        self._postgres = self.dialect.name == "postgresql"
+        # With the engine's statement log on (``database.echo``, or its logger at INFO), these are
+        # logged there too, like every statement that goes through SQLAlchemy.
+        self._log = conn.sync_engine.logger if conn.sync_engine.logger.isEnabledFor(logging.INFO) else None
+
+    @classmethod
+    async def open(
+        cls, session: AsyncSession, *, lock: Sequence[str], now: datetime | None = None
+    ) -> TurnStore:
+        """The store on ``session``'s connection, its transaction begun and, on PostgreSQL, the
+        advisory lock on ``lock`` held (as ``storage.db.advisory_xact_lock``) until it ends; ``now``
+        is the turn's time (an injected clock's in tests; the current time by default)."""
+        # Through SQLAlchemy: its asyncpg adapter sends BEGIN with the first statement it runs.
+        await advisory_xact_lock(session, *lock)
+        conn = await session.connection()
+        fairy = await conn.get_raw_connection()
+        store = cls(session, conn, fairy.dbapi_connection, fairy.driver_connection, now or utcnow())
+        if store._postgres and not store._driver.is_in_transaction():
+            raise RuntimeError("the turn's PostgreSQL transaction has not begun")  # pragma: no cover
+        return store
+
+    # -- the turn's statements -------------------------------------------------------------------
+
+    async def load_conversation(
+        self,
+        *,
+        channel: str,
+        external_id: str,
+        display_name: str | None = None,
+        language: str = "id",
+        message_id: str | None = None,
+    ) -> tuple[ConversationRecord, bool]:
+        """The resident behind ``(channel, external_id)`` with their conversation, in one query, and
+        whether the platform message ``message_id`` was handled before (:meth:`record_response`).
+
+        Resident and conversation are created on first contact (a few statements more, once).
+        """
+        params = {"channel": channel, "external_id": external_id, "message_id": message_id or ""}
+        rows = await self._fetch(LOAD, params)
+        if not rows:
+            resident = await repo.get_or_create_resident(
+                self.session,
+                channel=channel,
+                external_id=external_id,
+                display_name=display_name,
+                language=language,
+            )
+            await repo.get_or_create_conversation(self.session, resident=resident)
+            rows = await self._fetch(LOAD, params)
+        row = rows[0]
+        record = ConversationRecord(
+            resident_id=row[0],
+            channel=channel,
+            language=row[1],
+            display_name=row[2],
+            source=row[3],
+            conversation_id=row[4],
+            state=row[5],
+            slots=dict(row[6] or {}),
+            status=row[7],
+            turns=row[8],
+        )
+        return record, message_id is not None and bool(row[9])
+
+    async def add_messages(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append transcript lines (``repositories.message_row``), in order."""
+        if rows:
+            await self._execute_many(INSERT_MESSAGE, rows)
+
+    async def touch_resident(self, *, resident_id: int, at: datetime) -> None:
+        """The resident wrote at ``at`` (WhatsApp's window starts there) and can be written to again."""
+        await self._execute(TOUCH_RESIDENT, {"resident_id": resident_id, "at": at})
+
+    async def advance_conversation(
+        self, *, conversation_id: int, state: str | None, slots: Mapping[str, Any]
+    ) -> None:
+        """The state and slots the turn ends in: one more turn, one more version."""
+        params = {"conversation_id": conversation_id, "state": state, "slots": dict(slots), "at": self.now}
+        await self._execute(ADVANCE_CONVERSATION, params)
+
+    async def record_response(
+        self, *, channel: str, message_id: str, conversation_id: int, replies: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """``(channel, message_id)`` was handled and got ``replies`` (a retry is answered the same)."""
+        params = {
+            "channel": channel,
+            "message_id": message_id,
+            "conversation_id": conversation_id,
+            "response": {"replies": list(replies)},
+            "at": self.now,
+        }
+        await self._execute(RECORD_RESPONSE, params)
+
+    # -- running statements on the driver --------------------------------------------------------
+
+    def _args(self, prepared: _Prepared, params: Mapping[str, Any]) -> Any:
+        values = dict(params)
+        for name, proc in prepared.binds:
+            values[name] = proc(values[name])
+        if self._postgres:
+            return tuple(values[name] for name in prepared.names)
+        return values
+
+    async def _fetch(self, statement: Statement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        prepared = prepare(statement, self.dialect)
+        rows = [tuple(row) for row in await self._run(prepared, statement, params, fetch=True)]
+        if not prepared.results:
+            return rows
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, proc in prepared.results:
+                values[index] = proc(values[index])
+            converted.append(tuple(values))
+        return converted
+
+    async def _execute(self, statement: Statement, params: Mapping[str, Any]) -> None:
+        await self._run(prepare(statement, self.dialect), statement, params, fetch=False)
+
+    async def _run(
+        self, prepared: _Prepared, statement: Statement, params: Mapping[str, Any], *, fetch: bool
+    ) -> Any:
+        args = self._args(prepared, params)
+        if not self._postgres:  # one hand-off to aiosqlite's thread: execute and fetch there
+            return await self._call(
+                statement, params, lambda: self._driver.execute_fetchall(prepared.sql, args)
+            )
+        if fetch:
+            return await self._call(statement, params, lambda: self._driver.fetch(prepared.sql, *args))
+        return await self._call(statement, params, lambda: self._driver.execute(prepared.sql, *args))
+
+    async def _execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+        prepared = prepare(statement, self.dialect)
+        args = [self._args(prepared, row) for row in rows]
+        if self._log is not None:
+            self._log.info("%s\n[on the driver, %d rows] %r", prepared.sql, len(args), args)
+        await self._call(statement, rows, lambda: self._driver.executemany(prepared.sql, args))
+
+    async def _call(self, statement: Statement, params: Any, run: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            return await run()
+        except Exception as error:
+            raise await self._translated(statement, params, error) from error
+
+    async def _translated(self, statement: Statement, params: Any, error: Exception) -> Exception:
+        """The driver's error as SQLAlchemy raises it; a dead connection is invalidated first."""
+        dbapi = self.dialect.loaded_dbapi
+        try:
+            self._adapted._handle_exception(error)  # raises the DBAPI form of a driver error
+        except dbapi.Error as adapted:
+            dbapi_error: Exception = adapted
+        except Exception:
+            dbapi_error = error
+        else:  # pragma: no cover - _handle_exception always raises
+            dbapi_error = error
+        if not isinstance(dbapi_error, dbapi.Error):
+            return error  # not a database error (a bug of ours, a cancellation): unchanged
+        disconnected = self.dialect.is_disconnect(dbapi_error, self._adapted, None)
+        if disconnected:
+            await self._conn.invalidate(dbapi_error)
+        return DBAPIError.instance(
+            statement.sql,
+            params,
+            dbapi_error,
+            dbapi.Error,
+            connection_invalidated=disconnected,
+            dialect=self.dialect,
+        )
