@@ -142,4 +142,6 @@ _ADVISORY_XACT_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 async def advisory_xact_lock(session: AsyncSession, *parts: str) -> None:
     """Hold a PostgreSQL advisory lock on ``parts`` until the transaction ends (no-op on SQLite)."""
     if dialect_of(session) == "postgresql":
-        await session.execute(_ADVISORY_XACT_LOCK, {"k": advisory_key(*parts)})
+        # On the connection: through the ORM session a text SELECT builds an ORM result (and flushes).
+        conn = await session.connection()
+        await conn.execute(_ADVISORY_XACT_LOCK, {"k": advisory_key(*parts)})

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.deps import RuntimeDep
 from bot.media import MediaRejected
 from bot.web import TEMPLATES
-from flows.messages import Channel, ContentKind, IncomingMessage, Location
+from flows.messages import Channel, ContentKind, IncomingMessage, Location, Reply
 from flows.texts import LANGUAGES
 from storage import repositories as repo
 
@@ -109,6 +109,17 @@ def to_incoming(request: ChatRequest, *, booth: bool = False) -> IncomingMessage
     )
 
 
+def reply_out(reply: Reply) -> dict[str, Any]:
+    """One reply as :class:`ReplyOut` serialises it (every field, defaults included)."""
+    data = reply.to_dict()
+    return {
+        "text": data["text"],
+        "buttons": data["buttons"],
+        "venue": data.get("venue"),
+        "request_location": bool(data.get("request_location", False)),
+    }
+
+
 def _source(session_id: str, *, booth: bool) -> str | None:
     """``cfd`` for sessions opened from the poster (their id says so) or any session in booth mode."""
     return "cfd" if booth or session_id.startswith(BOOTH_SOURCE_PREFIX) else None
@@ -133,10 +144,11 @@ def webchat_router() -> APIRouter:
         return HTMLResponse(render_page(rt, chosen), headers={"Cache-Control": "no-cache"})
 
     @router.post("/api/chat", response_model=ChatResponse, tags=["webchat"])
-    async def chat(request: ChatRequest, rt: RuntimeDep) -> dict[str, Any]:
+    async def chat(request: ChatRequest, rt: RuntimeDep) -> JSONResponse:
         """Send one message; a retry with the same ``message_id`` gets the same replies once."""
         result = await rt.dispatcher.handle(to_incoming(request, booth=rt.settings.demo.enabled))
-        return {"replies": [reply.to_dict() for reply in result.replies]}
+        # ChatResponse's JSON, built here: FastAPI need not validate our own values on every message.
+        return JSONResponse({"replies": [reply_out(reply) for reply in result.replies]})
 
     @router.post(PHOTO_PATH, response_model=ChatResponse, tags=["webchat"])
     async def photo(

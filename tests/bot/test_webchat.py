@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from bot.channels.webchat import ReplyOut, reply_out
+from flows.messages import Button, Reply, Venue
 from flows.texts import Texts
 from storage import repositories as repo
 from storage.models import Message
@@ -208,3 +210,16 @@ async def test_booth_sessions_are_tagged_with_their_source(live_server: LiveServ
         conversation = await repo.find_conversation(session, channel="webchat", external_id="cfd-abc")
         assert conversation is not None
         assert conversation.resident.source == "cfd"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply("Halo, Kak!"),
+        Reply("Pilih layanan:", (Button("KTP", "/document_requirements"), Button("KK", "/kk"))),
+        Reply("Disdukcapil", venue=Venue(-0.03, 109.33, "Disdukcapil", "Jl. Letjen Sutoyo")),
+        Reply("Kirim lokasi, Kak.", request_location=True),
+    ],
+)
+def test_the_chat_answer_is_built_exactly_as_its_response_model_would_serialise_it(reply: Reply) -> None:
+    assert reply_out(reply) == ReplyOut.model_validate(reply.to_dict()).model_dump(mode="json")
