@@ -184,16 +184,13 @@ class Dispatcher:
                 step = await self.engine.handle(ctx, msg, nlu)
             replies = tuple(step.replies)
             state = step.next_state
-            # What flows changed through the ORM is written first: the turn's own writes come last.
-            await session.flush()
-            await store.advance_conversation(
-                conversation_id=record.conversation_id, state=state, slots=apply_slots(record.slots, step)
-            )
             if step.language in ("id", "en") and step.language != record.language:
                 await repo.update_resident(
                     session, resident_id=record.resident_id, values={"language": step.language}
                 )
-            await self._finish(store, record, msg, replies)
+            # What flows changed through the ORM is written first: the turn's own writes come last.
+            await session.flush()
+            await self._finish(store, record, msg, replies, advance=(state, apply_slots(record.slots, step)))
             logger.info(
                 "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
                 msg.channel,
@@ -240,8 +237,11 @@ class Dispatcher:
         if not self.engine.knows_state(record.state):
             record = dataclasses.replace(record, state=None)
         # Before the flows run: a flow that erases the resident's data erases this message too.
-        await store.add_messages([self._inbound_row(record.conversation_id, msg, nlu, store.now)])
-        await store.touch_resident(resident_id=record.resident_id, at=msg.received_at)
+        await store.store_inbound(
+            self._inbound_row(record.conversation_id, msg, nlu, store.now),
+            resident_id=record.resident_id,
+            at=msg.received_at,
+        )
         if msg.start_param and not record.source:
             await repo.update_resident(
                 store.session, resident_id=record.resident_id, values={"source": msg.start_param[:32]}
@@ -313,8 +313,10 @@ class Dispatcher:
         msg: IncomingMessage,
         replies: Sequence[Reply],
         kind: str = "reply",
+        advance: tuple[str | None, Mapping[str, Any]] | None = None,
     ) -> None:
-        """Store the replies in the transcript and as the answer to a retry of ``msg``."""
+        """Store the replies in the transcript and as the answer to a retry of ``msg``, and the
+        conversation's new ``(state, slots)`` when the turn ran the flows."""
         rendered = [reply.to_dict() for reply in replies]
         rows = [
             repo.message_row(
@@ -327,14 +329,12 @@ class Dispatcher:
             )
             for reply, data in zip(replies, rendered, strict=True)
         ]
-        await store.add_messages(rows)
-        if msg.message_id is not None:
-            await store.record_response(
-                channel=msg.channel.value,
-                message_id=msg.message_id,
-                conversation_id=record.conversation_id,
-                replies=rendered,
-            )
+        await store.finish(
+            conversation_id=record.conversation_id,
+            advance=advance,
+            rows=rows,
+            response=None if msg.message_id is None else (msg.channel.value, msg.message_id, rendered),
+        )
 
     async def _record_failure(self, msg: IncomingMessage, nlu: ParseResult | None) -> DispatchResult:
         """Keep the resident's message and our apology even though the turn itself was rolled back."""
@@ -344,6 +344,10 @@ class Dispatcher:
                 channel=msg.channel.value, external_id=msg.chat_id, language=self.default_language
             )
             reply = Reply(self.texts.render(record.language, "error.generic"))
-            await store.add_messages([self._inbound_row(record.conversation_id, msg, nlu, store.now)])
+            await store.store_inbound(
+                self._inbound_row(record.conversation_id, msg, nlu, store.now),
+                resident_id=record.resident_id,
+                at=msg.received_at,
+            )
             await self._finish(store, record, msg, [reply], kind="error")
             return DispatchResult((reply,), failed=True, conversation_id=record.conversation_id)

@@ -85,12 +85,17 @@ LOAD = Statement(
     {},
     {6: _JSON},
 )
-INSERT_MESSAGE = Statement(
-    "INSERT INTO messages (conversation_id, direction, kind, text, payload, data, intent, confidence,"
-    " platform_message_id, created_at) VALUES (:conversation_id, :direction, :kind, :text, :payload,"
-    " :data, :intent, :confidence, :platform_message_id, :created_at)",
-    {"data": _JSON, "created_at": _TIME},
-    {},
+_MESSAGE_COLUMNS = (
+    "conversation_id",
+    "direction",
+    "kind",
+    "text",
+    "payload",
+    "data",
+    "intent",
+    "confidence",
+    "platform_message_id",
+    "created_at",
 )
 TOUCH_RESIDENT = Statement(
     "UPDATE residents SET last_inbound_at = :at, unreachable = false WHERE id = :resident_id",
@@ -111,6 +116,48 @@ RECORD_RESPONSE = Statement(
     {"response": _JSON, "at": _TIME},
     {},
 )
+
+
+_MESSAGES: dict[int, Statement] = {}
+_COMBINED: dict[tuple[str, ...], Statement] = {}
+
+
+def insert_messages(count: int) -> Statement:
+    """One INSERT of ``count`` transcript lines (parameters ``<column>_<row>``), built once per count."""
+    statement = _MESSAGES.get(count)
+    if statement is None:
+        rows = ", ".join(
+            "(" + ", ".join(f":{column}_{row}" for column in _MESSAGE_COLUMNS) + ")" for row in range(count)
+        )
+        binds: dict[str, TypeEngine[Any]] = {}
+        for row in range(count):
+            binds.update({f"data_{row}": _JSON, f"created_at_{row}": _TIME})
+        sql = f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES {rows}"
+        statement = _MESSAGES[count] = Statement(sql, binds, {})
+    return statement
+
+
+def message_params(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The parameters of :func:`insert_messages` for ``rows`` (``repositories.message_row``)."""
+    return {f"{column}_{index}": row[column] for index, row in enumerate(rows) for column in _MESSAGE_COLUMNS}
+
+
+def combined(statements: Sequence[Statement]) -> Statement:
+    """PostgreSQL: data-modifying statements as one, all but the last as ``WITH`` queries (their
+    parameters prefixed ``s<i>_``): one round trip instead of one each. They run on one snapshot,
+    so they must not depend on each other's effects (here: each writes its own table)."""
+    key = tuple(statement.sql for statement in statements)
+    found = _COMBINED.get(key)
+    if found is None:
+        parts: list[str] = []
+        binds: dict[str, TypeEngine[Any]] = {}
+        for index, statement in enumerate(statements):
+            prefix = f"s{index}_"
+            parts.append(_PARAM.sub(lambda match: f":{prefix}{match.group(1)}", statement.sql))  # noqa: B023
+            binds.update({prefix + name: type_ for name, type_ in statement.binds.items()})
+        withs = ", ".join(f"s{index} AS ({sql})" for index, sql in enumerate(parts[:-1]))
+        found = _COMBINED[key] = Statement(f"WITH {withs} {parts[-1]}", binds, {})
+    return found
 
 
 def _processor(kind: str, type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -202,7 +249,7 @@ class TurnStore:
         message_id: str | None = None,
     ) -> tuple[ConversationRecord, bool]:
         """The resident behind ``(channel, external_id)`` with their conversation, in one query, and
-        whether the platform message ``message_id`` was handled before (:meth:`record_response`).
+        whether the platform message ``message_id`` was handled before (:meth:`finish` records it).
 
         Resident and conversation are created on first contact (a few statements more, once).
         """
@@ -233,34 +280,61 @@ class TurnStore:
         )
         return record, message_id is not None and bool(row[9])
 
-    async def add_messages(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append transcript lines (``repositories.message_row``), in order."""
+    async def store_inbound(self, row: Mapping[str, Any], *, resident_id: int, at: datetime) -> None:
+        """The resident's message into the transcript (``repositories.message_row``); the resident
+        wrote at ``at`` (WhatsApp's window starts there) and can be written to again."""
+        await self._write(
+            [
+                (TOUCH_RESIDENT, {"resident_id": resident_id, "at": at}),
+                (insert_messages(1), message_params([row])),
+            ]
+        )
+
+    async def finish(
+        self,
+        *,
+        conversation_id: int,
+        advance: tuple[str | None, Mapping[str, Any]] | None,
+        rows: Sequence[Mapping[str, Any]],
+        response: tuple[str, str, Sequence[Mapping[str, Any]]] | None,
+    ) -> None:
+        """What a turn leaves: the conversation's new ``(state, slots)`` (one more turn, one more
+        version), the replies' transcript lines, and ``(channel, message_id, replies)`` recorded as
+        handled (a platform retry of it is answered the same)."""
+        parts: list[tuple[Statement, Mapping[str, Any]]] = []
+        if advance is not None:
+            state, slots = advance
+            params = {
+                "conversation_id": conversation_id,
+                "state": state,
+                "slots": dict(slots),
+                "at": self.now,
+            }
+            parts.append((ADVANCE_CONVERSATION, params))
         if rows:
-            await self._execute_many(INSERT_MESSAGE, rows)
+            parts.append((insert_messages(len(rows)), message_params(rows)))
+        if response is not None:
+            channel, message_id, replies = response
+            params = {
+                "channel": channel,
+                "message_id": message_id,
+                "conversation_id": conversation_id,
+                "response": {"replies": list(replies)},
+                "at": self.now,
+            }
+            parts.append((RECORD_RESPONSE, params))
+        await self._write(parts)
 
-    async def touch_resident(self, *, resident_id: int, at: datetime) -> None:
-        """The resident wrote at ``at`` (WhatsApp's window starts there) and can be written to again."""
-        await self._execute(TOUCH_RESIDENT, {"resident_id": resident_id, "at": at})
-
-    async def advance_conversation(
-        self, *, conversation_id: int, state: str | None, slots: Mapping[str, Any]
-    ) -> None:
-        """The state and slots the turn ends in: one more turn, one more version."""
-        params = {"conversation_id": conversation_id, "state": state, "slots": dict(slots), "at": self.now}
-        await self._execute(ADVANCE_CONVERSATION, params)
-
-    async def record_response(
-        self, *, channel: str, message_id: str, conversation_id: int, replies: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """``(channel, message_id)`` was handled and got ``replies`` (a retry is answered the same)."""
-        params = {
-            "channel": channel,
-            "message_id": message_id,
-            "conversation_id": conversation_id,
-            "response": {"replies": list(replies)},
-            "at": self.now,
-        }
-        await self._execute(RECORD_RESPONSE, params)
+    async def _write(self, parts: Sequence[tuple[Statement, Mapping[str, Any]]]) -> None:
+        """Data-modifying statements, in order; one round trip on PostgreSQL (:func:`combined`)."""
+        if self._postgres and len(parts) > 1:
+            merged = {
+                f"s{index}_{name}": value for index, (_, p) in enumerate(parts) for name, value in p.items()
+            }
+            await self._execute(combined([statement for statement, _ in parts]), merged)
+            return
+        for statement, params in parts:
+            await self._execute(statement, params)
 
     # -- running statements on the driver --------------------------------------------------------
 
@@ -292,6 +366,8 @@ class TurnStore:
         self, prepared: _Prepared, statement: Statement, params: Mapping[str, Any], *, fetch: bool
     ) -> Any:
         args = self._args(prepared, params)
+        if self._log is not None:
+            self._log.info("%s\n[on the driver] %r", prepared.sql, args)
         if not self._postgres:  # one hand-off to aiosqlite's thread: execute and fetch there
             return await self._call(
                 statement, params, lambda: self._driver.execute_fetchall(prepared.sql, args)
@@ -299,13 +375,6 @@ class TurnStore:
         if fetch:
             return await self._call(statement, params, lambda: self._driver.fetch(prepared.sql, *args))
         return await self._call(statement, params, lambda: self._driver.execute(prepared.sql, *args))
-
-    async def _execute_many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
-        prepared = prepare(statement, self.dialect)
-        args = [self._args(prepared, row) for row in rows]
-        if self._log is not None:
-            self._log.info("%s\n[on the driver, %d rows] %r", prepared.sql, len(args), args)
-        await self._call(statement, rows, lambda: self._driver.executemany(prepared.sql, args))
 
     async def _call(self, statement: Statement, params: Any, run: Callable[[], Awaitable[Any]]) -> Any:
         try:

@@ -302,11 +302,14 @@ class AiohttpRequest(BaseRequest):
                 data = request_data.json_parameters
         try:
             async with self._session.request(method, url, data=data, timeout=timeout) as response:
-                return response.status, await response.read()
+                body = await response.read()
         except TimeoutError as exc:
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+        # Like httpx's request log; the URL holds the bot token, which the log filter masks.
+        logger.debug("Bot API %s %s -> %d", method, url, response.status)
+        return response.status, body
 
 
 class TelegramChannel:
