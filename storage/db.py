@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,7 +45,21 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver in one hand-off to aiosqlite's thread (a cursor through SQLAlchemy takes three);
+        # its errors ("database is locked") raised as SQLAlchemy's, as through a cursor.
+        try:
+            conn.connection.dbapi_connection.run_async(
+                lambda driver: driver.execute_fetchall("BEGIN IMMEDIATE")
+            )
+        except sqlite3.Error as error:
+            raise exc.DBAPIError.instance("BEGIN IMMEDIATE", (), error, sqlite3.Error) from error
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
+        # Sessions end the transactions they begin; roll back only one left open (pool_reset_on_return
+        # is off: its unconditional rollback was another hand-off to aiosqlite's thread a turn).
+        if dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
 
 
 # A pooled connection idle for longer than this is pinged before use (the server may have restarted
@@ -81,7 +96,13 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         # waiting for the pool is first come, first served, where waiting for SQLite's lock is its
         # busy handler sleeping up to 100 ms between tries: seconds of latency under load.
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": 15}, pool_size=1, max_overflow=0, pool_timeout=60
+            url,
+            echo=echo,
+            connect_args={"timeout": 15},
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
+            pool_reset_on_return=None,
         )
         _configure_sqlite(engine)
         return engine
