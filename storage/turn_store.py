@@ -1,6 +1,6 @@
 """The statements of one dispatcher turn, run on the database driver inside the session's transaction.
 
-A turn runs six or seven small statements, hundreds of times a second. Through SQLAlchemy's
+A turn runs a handful of small statements, hundreds of times a second. Through SQLAlchemy's
 execution layer each costs two to five times the statement itself: on PostgreSQL 190 µs of CPU
 against asyncpg's 70 µs; on SQLite 410 µs against 85 µs, because the aiosqlite adapter hands the
 cursor to aiosqlite's thread four times a statement (create, execute, fetch, close) where one hand-off
@@ -12,8 +12,9 @@ What stays the same as through SQLAlchemy: values are converted by the same colu
 ``DBAPIError`` subclass with the connection invalidated when it died, so that callers (the
 dispatcher's "database unavailable" handling, its retry on a fresh connection) see no difference.
 
-Only plain SQL that both SQLite and PostgreSQL accept is written here; ``:name`` parameters are
-turned into asyncpg's ``$n`` once per statement.
+The statements are plain SQL that both SQLite and PostgreSQL accept; on PostgreSQL the writes of one
+phase are sent together as one statement of data-modifying ``WITH`` queries (:func:`combined`), which
+SQLite lacks. ``:name`` parameters are turned into asyncpg's ``$n`` once per statement.
 """
 
 from __future__ import annotations
