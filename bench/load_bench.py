@@ -986,7 +986,7 @@ def render(rows: list[dict[str, Any]], stages: list[int], stage_seconds: float, 
         lines.append(f"| {name} | {first} | {last} |")
     lines += [
         "",
-        "Capacity: the highest achieved rate of a stage that met the SLO, so only as fine as the stages: "
+        "Capacity: the highest achieved rate of a stage that met the SLO, so only as the stages: "
         "a ratio of two capacities can be off by up to a stage step either way (`--stages` with smaller "
         "steps narrows it).",
         "",

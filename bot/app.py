@@ -15,15 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from pydantic import BaseModel, Field
 
 from bot.booth.screen import booth_router
-from bot.channels.telegram import telegram_router
 from bot.channels.webchat import PHOTO_PATH, webchat_router
-from bot.channels.whatsapp import whatsapp_router
-from bot.deps import RuntimeDep
-from bot.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.settings import Settings
 from bot.staff.routes import install_staff
 from bot.web import STATIC_DIR
+from bot.web.deps import RuntimeDep
+from bot.web.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
+from bot.wiring import build_runtime, channel_routers, close_runtime, start_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +44,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
         rt = runtime or await build_runtime(settings, **runtime_kwargs)
         app.state.runtime = rt
         if runtime is None:
-            await rt.start()
+            await start_runtime(rt)
             # Everything made at start-up (NLU model, texts, knowledge base, libraries: ~200,000
-            # objects) lives as long as the process: out of the collector's way, a full collection
+            # objects) lives as the process: out of the collector's way, a full collection
             # takes ~20 ms under load instead of ~60 ms, and with a higher last threshold it comes
             # every half minute instead of every 3 s at 300 msgs/s (each is a pause for every
             # request in flight). Not for a runtime handed in: tests start many apps in one process.
@@ -59,7 +58,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
             yield
         finally:
             if runtime is None:
-                await rt.close()
+                await close_runtime(rt)
 
     app = FastAPI(
         title="pontibot",
@@ -78,8 +77,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
     app.include_router(booth_router())
-    app.include_router(telegram_router())
-    app.include_router(whatsapp_router())
+    for router in channel_routers():
+        app.include_router(router)
     install_staff(app)
 
     @app.get("/healthz", tags=["ops"])

@@ -96,7 +96,7 @@ def chat(
     """Talk to the bot in this terminal (same engine, console channel). Ctrl-D to quit."""
     from bot.channels.console import ConsoleChannel
     from bot.logs import configure_logging
-    from bot.runtime import build_runtime
+    from bot.wiring import build_runtime, close_runtime
 
     settings = _settings(config)
     configure_logging("WARNING")
@@ -117,7 +117,7 @@ def chat(
                 result = await runtime.dispatcher.handle(channel.incoming(line))
                 out.print(channel.render(result.replies), highlight=False, markup=False)
         finally:
-            await runtime.close()
+            await close_runtime(runtime)
 
     try:
         asyncio.run(loop())

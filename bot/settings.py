@@ -73,7 +73,7 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     media_max_bytes: int = Field(10_000_000, ge=1024)
     media_dir: Path = Path("var/media")
-    # Per-resident flood control (bot/ratelimit_residents.py): messages per minute, and a burst.
+    # Per-resident flood control (bot/conversation/flood.py): messages per minute, and a burst.
     resident_messages_per_minute: float = Field(30.0, gt=0)
     resident_burst: int = Field(20, ge=1)
 

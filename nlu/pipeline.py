@@ -6,7 +6,6 @@ Every backend honours button payloads (``/intent{"entity": "value"}``) and the f
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import Iterable
@@ -17,7 +16,16 @@ from nlu.entities import EntityExtractor, build_lookups, default_extractor
 from nlu.errors import ModelError
 from nlu.normalize import LEXICON_FILES, default_lexicon, tokens
 from nlu.payload import parse_payload
-from nlu.result import FALLBACK_INTENT, Entity, IntentScore, NluParser, ParseResult
+from nlu.rasa_http import RasaHttpParser
+from nlu.result import (
+    FALLBACK_INTENT,
+    RANKING_SIZE,
+    Entity,
+    IntentScore,
+    NluParser,
+    ParseResult,
+    apply_threshold,
+)
 from nlu.training_data import TRAIN_DIR, data_hash, load, yaml_files
 
 logger = logging.getLogger(__name__)
@@ -33,7 +41,6 @@ __all__ = [
 ]
 
 DEFAULT_THRESHOLD = 0.3  # chosen on blind/dev.yml + 5-fold CV (never on blind/test.yml), docs/BENCHMARKS.md
-RANKING_SIZE = 10
 MAX_CLASSIFY_CHARS = 1000
 OUT_OF_SCOPE = "out_of_scope"
 # Entities whose presence the classifier sees as a tag token ("<document_type>"): a message naming a
@@ -156,20 +163,6 @@ class EmbeddedParser:
         """Nothing to release."""
 
 
-def apply_threshold(
-    text: str,
-    ranking: tuple[IntentScore, ...],
-    entities: Iterable[Entity],
-    threshold: float,
-) -> ParseResult:
-    """Rasa's FallbackClassifier rule: below ``threshold`` the intent is ``nlu_fallback``."""
-    entities = tuple(entities)
-    if not ranking or math.isnan(ranking[0].confidence) or ranking[0].confidence < threshold:
-        fallback = IntentScore(FALLBACK_INTENT, threshold)
-        return ParseResult(text, fallback, entities, (fallback, *ranking[: RANKING_SIZE - 1]))
-    return ParseResult(text, ranking[0], entities, ranking)
-
-
 def build_parser(
     backend: str = "embedded",
     *,
@@ -194,8 +187,6 @@ def build_parser(
         extractor = EntityExtractor(build_lookups(), permit_pattern=permit_pattern, known_words=words)
         return EmbeddedParser(model, extractor, threshold=threshold)
     if backend == "rasa":
-        from nlu.rasa_http import RasaHttpParser
-
         if not rasa_url:
             raise ValueError("the rasa backend needs rasa_url (nlu.rasa_url in config.yml)")
         return RasaHttpParser(rasa_url, threshold=threshold, timeout=timeout)

@@ -9,8 +9,7 @@ import httpx
 
 from nlu.errors import NluUnavailable
 from nlu.payload import parse_payload
-from nlu.pipeline import apply_threshold
-from nlu.result import FALLBACK_INTENT, ParseResult
+from nlu.result import FALLBACK_INTENT, ParseResult, apply_threshold
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+RANKING_SIZE = 10  # intents listed in a parse's ranking (Rasa's default)
 
 FALLBACK_INTENT = "nlu_fallback"
 
@@ -124,3 +128,17 @@ class NluParser(Protocol):
     async def aclose(self) -> None:
         """Release resources (HTTP clients)."""
         ...
+
+
+def apply_threshold(
+    text: str,
+    ranking: tuple[IntentScore, ...],
+    entities: Iterable[Entity],
+    threshold: float,
+) -> ParseResult:
+    """Rasa's FallbackClassifier rule: below ``threshold`` the intent is ``nlu_fallback``."""
+    entities = tuple(entities)
+    if not ranking or math.isnan(ranking[0].confidence) or ranking[0].confidence < threshold:
+        fallback = IntentScore(FALLBACK_INTENT, threshold)
+        return ParseResult(text, fallback, entities, (fallback, *ranking[: RANKING_SIZE - 1]))
+    return ParseResult(text, ranking[0], entities, ranking)

@@ -1,8 +1,8 @@
 """Masking personal data in stored text (NIK/KK, phone numbers, e-mail addresses), with lokal-id's Samaran.
 
 The lowest layer holds it so every layer masks the same way: logs and staff lists (``bot.privacy``),
-erasure (``flows.privacy``) and the retention purge (``bot.retention``). Masks are Samaran's partial
-ones, readable enough to recognise a value: ``6171********0003``, ``0812****7890``, ``b***@gmail.com``.
+erasure (``flows.privacy``) and the retention purge (``bot.notifications.retention``). Masks are
+Samaran's partial ones, readable enough to recognise a value: ``6171********0003``, ``0812****7890``, ``b***@gmail.com``.
 Any other run of 16 digits is masked too: a mistyped NIK still identifies a person.
 """
 

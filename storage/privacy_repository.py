@@ -2,7 +2,7 @@
 erasing it, and purging what is older than the retention period.
 
 Keyword-only functions taking the caller's session. Policy (what to keep, how to mask) lives above:
-``flows/privacy.py`` (erasure, "data saya") and ``bot/retention.py`` (the purge job) pass in the
+``flows/privacy.py`` (erasure, "data saya") and ``bot/notifications/retention.py`` (the purge job) pass in the
 masking function and the statuses that count as closed.
 """
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.backend_models import ComplaintEvent, ComplaintRecord, ComplaintSupporter
 from storage.models import Conversation, Message, OutboxMessage, ProcessedMessage, Resident, Subscription
 from storage.staff_models import Handoff
-from storage.whatsapp_models import WhatsAppOptions
+from storage.whatsapp_repository import WhatsAppOptions
 
 Mask = Callable[[str], str]
 ERASED_CHANNEL_PREFIX = "erased:"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import storage.notify_models  # notification cursors, broadcasts, scheduler jobs
 import storage.staff_models  # staff tables join the metadata
-import storage.whatsapp_models  # noqa: F401  (WhatsApp numbered options)
+import storage.whatsapp_repository  # noqa: F401  (WhatsApp numbered options)
 from storage import backend_models, models
 from storage.models import Base
 

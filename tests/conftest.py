@@ -21,8 +21,9 @@ import uvicorn
 from sqlalchemy import text
 
 from bot.app import create_app
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
+from bot.wiring import build_runtime, close_runtime
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.schema import metadata
@@ -131,7 +132,7 @@ async def runtime(settings: Settings, nlu_parser) -> AsyncIterator[Runtime]:  # 
     """An open runtime (database, parser, engine, dispatcher) on the test database."""
     rt = await build_runtime(settings, parser=nlu_parser)
     yield rt
-    await rt.close()
+    await close_runtime(rt)
 
 
 def free_port() -> int:

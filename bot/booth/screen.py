@@ -14,12 +14,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from bot.booth.poster import booth_webchat_url
 from bot.booth.stats import booth_stats
-from bot.deps import RuntimeDep
 from bot.runtime import Runtime
 from bot.staff.auth import Principal, check_csrf, client_ip, principal_of
+from bot.staff.handoffs import StaffActionError
 from bot.staff.operations import Operations
-from bot.staff.service import StaffActionError
 from bot.web import TEMPLATES
+from bot.web.deps import RuntimeDep
 from flows.texts import LANGUAGES
 from integrations.base import IntegrationError
 from storage.types import utcnow

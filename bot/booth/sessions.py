@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 
@@ -13,9 +12,6 @@ from bot.booth.stats import BOOTH_SOURCE
 from storage.db import Database
 from storage.models import Conversation, Resident
 from storage.types import utcnow
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 IDLE_CHECK_SECONDS = 60.0
@@ -46,13 +42,11 @@ async def clear_demo_sessions(db: Database) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def idle_reset_loop(rt: Runtime) -> None:
+async def idle_reset_loop(db: Database, *, idle_minutes: int) -> None:
     """Every minute, start idle booth conversations afresh (booth mode only)."""
     while True:
         try:
-            count = await reset_idle_demo_sessions(
-                rt.db, idle_minutes=rt.settings.demo.idle_reset_minutes, now=utcnow()
-            )
+            count = await reset_idle_demo_sessions(db, idle_minutes=idle_minutes, now=utcnow())
             if count:
                 logger.info("booth: reset %d idle demo conversations", count)
         except Exception:

@@ -1,20 +1,76 @@
-"""What every channel adapter offers, and the degradation of buttons for text-only channels."""
+"""The channel port: what every channel adapter offers, its one error tree, and button degradation.
+
+The outbox, staff replies and the rest of the bot reach a platform only through :class:`ChannelSender`
+and catch only these errors (each adapter raises its own subclasses, which add platform details)::
+
+    ChannelError                   something went wrong talking to a platform
+    ├── ChatUnreachable            the resident blocked the bot; nothing more is sent to them
+    ├── RateLimited                the platform still asks to wait (429) after bounded retries
+    │                              (``retry_after`` seconds, or None when it did not say)
+    └── SendFailed                 the platform refused or could not be reached
+                                   (``permanent``: retrying the same message cannot succeed)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from flows.messages import Button, Channel, Reply
 
 
+class ChannelError(Exception):
+    """Something went wrong talking to a platform."""
+
+
+class ChatUnreachable(ChannelError):
+    """The resident blocked the bot; they are marked unreachable and nothing more is sent."""
+
+
+class RateLimited(ChannelError):
+    """The platform still asks to wait after bounded retries; try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SendFailed(ChannelError):
+    """The platform refused a send or could not be reached; ``permanent`` when a retry cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 class ChannelSender(Protocol):
-    """Sends replies to one chat on a platform; returns the provider's message ids."""
+    """Sends to one chat on a platform (direct replies, notifications, staff replies)."""
 
     channel: Channel
+    # The delivery status a successful send records: "sent" where the platform reports nothing later
+    # (Telegram), None where status callbacks will tell (WhatsApp).
+    sent_status: str | None
 
     async def send(self, chat_id: str, replies: Sequence[Reply]) -> list[str]:
-        """Deliver ``replies`` in order."""
+        """Deliver ``replies`` in order; returns the provider's message ids."""
+        ...
+
+    async def send_notification(
+        self,
+        chat_id: str,
+        reply: Reply,
+        *,
+        template_key: str,
+        variables: Mapping[str, str],
+        last_inbound_at: datetime | None,
+    ) -> list[str]:
+        """Deliver a message that is not an answer (a platform may need an approved template for it)."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold every send of this channel for ``seconds`` (the platform asked to slow down)."""
         ...
 
 
@@ -27,6 +83,43 @@ class ChannelService(ChannelSender, Protocol):
 
     async def stop(self) -> None:
         """Stop receiving and release clients."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StaffGroupUpdate:
+    """A message or button press in the configured staff group, without python-telegram-bot types."""
+
+    update_id: int
+    chat_id: str
+    message_id: int | None
+    thread_id: int | None
+    user_id: str | None
+    user_name: str | None
+    text: str | None
+    reply_to_message_id: int | None = None
+    callback_data: str | None = None
+    callback_query_id: str | None = None
+
+
+StaffGroupHandler = Callable[[StaffGroupUpdate], Awaitable[None]]
+
+
+class StaffGroupChannel(Protocol):
+    """A channel that hosts the staff group: forum topics per handoff and the group's updates."""
+
+    on_staff_group: StaffGroupHandler | None
+
+    async def create_forum_topic(self, chat_id: str, name: str) -> int:
+        """Open a topic; returns its thread id (SendFailed when the platform refuses)."""
+        ...
+
+    async def close_forum_topic(self, chat_id: str, thread_id: int) -> None:
+        """Close a topic (it stays readable)."""
+        ...
+
+    async def send_to_topic(self, chat_id: str, thread_id: int, text: str) -> list[str]:
+        """Post plain text into a topic; returns the message ids."""
         ...
 
 

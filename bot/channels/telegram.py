@@ -17,11 +17,10 @@ Receiving:
 Either way each update runs as a background task that first takes the chat's lock, so a chat's
 messages are handled (and answered) in arrival order while other chats proceed concurrently.
 
-Errors (``TelegramChannelError`` and below, raised by :meth:`TelegramChannel.send`):
-    TelegramChannelError
-    ├── ChatUnreachable   the resident blocked the bot (403); they are marked unreachable
-    └── SendFailed        the Bot API refused or could not be reached
-        └── SendRateLimited   still flood-limited (429) after bounded waiting; retry after ``retry_after``
+Errors are the channel port's (``bot.channels.base``), raised by :meth:`TelegramChannel.send`:
+``ChatUnreachable`` (the resident blocked the bot: 403; they are marked unreachable), ``RateLimited``
+(still flood-limited after bounded waiting; retry after ``retry_after``), ``SendFailed`` (the Bot API
+refused or could not be reached).
 """
 
 from __future__ import annotations
@@ -35,10 +34,9 @@ import re
 import secrets
 import warnings
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 import aiohttp
 from fastapi import APIRouter, Header, HTTPException, Request
@@ -69,22 +67,29 @@ from telegram.error import (
 )
 from telegram.request import BaseRequest, RequestData
 
-from bot.channels.base import split_text
-from bot.channels.registry import process_and_reply
-from bot.deps import RuntimeDep
-from bot.http import error_body
-from bot.locks import ConversationKey, ConversationLocks
-from bot.media import MediaRejected
+from bot.channels.base import (
+    ChatUnreachable,
+    RateLimited,
+    SendFailed,
+    StaffGroupHandler,
+    StaffGroupUpdate,
+    split_text,
+)
+from bot.channels.delivery import Handle, process_and_reply
+from bot.channels.ratelimit import RateLimiter
+from bot.conversation.locks import ConversationKey, ConversationLocks
+from bot.conversation.media import MediaRejected, MediaStore
 from bot.privacy import mask_id
-from bot.ratelimit import RateLimiter
-from bot.settings import ConfigError
+from bot.settings import ConfigError, Settings
+from bot.tasks import Spawn
+from bot.web.deps import RuntimeDep
+from bot.web.http import error_body
 from flows.messages import Channel, ContentKind, IncomingMessage, Location, Media, Reply
+from flows.texts import Texts
 from storage import repositories as repo
+from storage.db import Database
 from storage.models import Message as TranscriptLine
 from storage.models import Resident
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -113,45 +118,6 @@ COMMAND_PAYLOADS = {
     "hapusdata": "/erase_data",
     "datasaya": "/my_data",
 }
-
-
-class TelegramChannelError(Exception):
-    """Something went wrong talking to the Bot API."""
-
-
-class ChatUnreachable(TelegramChannelError):
-    """The resident blocked the bot (403); they are marked unreachable and nothing more is sent."""
-
-
-class SendFailed(TelegramChannelError):
-    """The Bot API refused a send or could not be reached."""
-
-
-class SendRateLimited(SendFailed):
-    """Telegram still asks to wait after bounded retries; try again after ``retry_after`` seconds."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"flood control: retry after {retry_after:.0f} s")
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class StaffGroupUpdate:
-    """A message or button press in the configured staff group, without python-telegram-bot types."""
-
-    update_id: int
-    chat_id: str
-    message_id: int | None
-    thread_id: int | None
-    user_id: str | None
-    user_name: str | None
-    text: str | None
-    reply_to_message_id: int | None = None
-    callback_data: str | None = None
-    callback_query_id: str | None = None
-
-
-StaffGroupHandler = Callable[[StaffGroupUpdate], Awaitable[None]]
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:
@@ -316,15 +282,30 @@ class TelegramChannel:
     """Receives Telegram updates (polling or webhook), feeds the dispatcher, and sends replies."""
 
     channel = Channel.TELEGRAM
+    sent_status: str | None = "sent"  # the Bot API has no delivery callbacks: accepted is all we learn
 
-    def __init__(self, rt: Runtime, *, bot: Bot | None = None) -> None:
-        settings = rt.settings
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database,
+        texts: Texts,
+        media: MediaStore,
+        handle: Handle,
+        spawn: Spawn,
+        bot: Bot | None = None,
+    ) -> None:
         token_secret = settings.secrets.telegram_bot_token
         if token_secret is None:
             raise ConfigError("TELEGRAM_BOT_TOKEN is not set; the Telegram channel cannot start")
         token = token_secret.get_secret_value()
         config = settings.telegram
-        self._rt = rt
+        self._db = db
+        self._texts = texts
+        self._media = media
+        self._handle = handle
+        self._spawn = spawn
+        self._default_language = settings.default_language
         self.bot_id = token.split(":", 1)[0]
         base = config.base_url.rstrip("/")
         self._requests = (
@@ -368,7 +349,7 @@ class TelegramChannel:
 
     async def start(self) -> None:
         """Connect in the background (getMe, then setWebhook or the polling loop); never blocks start-up."""
-        self._runner = self._rt.spawn(self._run(), name=f"telegram-{self.mode}")
+        self._runner = self._spawn(self._run(), name=f"telegram-{self.mode}")
 
     async def stop(self) -> None:
         """Stop receiving, let in-flight updates finish, confirm the last polled batch, close clients."""
@@ -480,7 +461,7 @@ class TelegramChannel:
 
     def accept(self, update: Update) -> None:
         """Queue one verified update; it is handled in the background, in order within its chat."""
-        task = self._rt.spawn(self._handle_update(update), name=f"telegram-update-{update.update_id}")
+        task = self._spawn(self._handle_update(update), name=f"telegram-update-{update.update_id}")
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
@@ -499,7 +480,7 @@ class TelegramChannel:
                 return
             if update.callback_query is not None:
                 # Stop the button's spinner now, without waiting for this chat's earlier turns.
-                self._rt.spawn(self._answer_callback(update.callback_query), name="telegram-answer-callback")
+                self._spawn(self._answer_callback(update.callback_query), name="telegram-answer-callback")
             if chat.type != ChatType.PRIVATE:
                 logger.debug("telegram: ignored update from a %s chat", chat.type)
                 return
@@ -550,7 +531,7 @@ class TelegramChannel:
                 msg = built
         else:
             return
-        await process_and_reply(self._rt, self, msg)
+        await process_and_reply(self._handle, self, msg)
 
     def _incoming(self, update: Update, message: Message, chat_id: str, **fields: Any) -> IncomingMessage:
         user = message.from_user
@@ -630,7 +611,7 @@ class TelegramChannel:
             return data
         if (known := self._long_payloads.get(data)) is not None:
             return known
-        async with self._rt.db.session() as session:
+        async with self._db.session() as session:
             conversation = await repo.find_conversation(
                 session, channel=Channel.TELEGRAM.value, external_id=chat_id
             )
@@ -670,14 +651,14 @@ class TelegramChannel:
 
     async def _download(self, file_id: str, size: int | None) -> Media:
         """getFile + download into the media store; refuses files over the size limit before fetching."""
-        limit = self._rt.media.max_bytes
+        limit = self._media.max_bytes
         if size is not None and size > limit:
             raise MediaRejected(f"file of {size} bytes is over the {limit}-byte limit")
         tg_file = await self._bot.get_file(file_id)
         if tg_file.file_size is not None and tg_file.file_size > limit:
             raise MediaRejected(f"file of {tg_file.file_size} bytes is over the {limit}-byte limit")
         data = bytes(await tg_file.download_as_bytearray())
-        return await asyncio.to_thread(self._rt.media.save, data)
+        return await asyncio.to_thread(self._media.save, data)
 
     async def _answer_callback(self, query: CallbackQuery) -> None:
         try:
@@ -687,21 +668,21 @@ class TelegramChannel:
 
     async def _answer_politely(self, update: Update, chat_id: str, key: str) -> None:
         """Answer a message the flows cannot use (sticker, voice, edit…) once; the flow state is kept."""
-        async with self._rt.db.session() as session:
+        async with self._db.session() as session:
             fresh = await repo.claim_platform_message(
                 session, channel=Channel.TELEGRAM.value, message_id=self._key(update)
             )
             if not fresh:
                 return
             lang = await self._language(session, chat_id)
-        await self.send(chat_id, [Reply(self._rt.texts.render(lang, key))])
+        await self.send(chat_id, [Reply(self._texts.render(lang, key))])
 
     async def _language(self, session: AsyncSession, chat_id: str) -> str:
         conversation = await repo.find_conversation(
             session, channel=Channel.TELEGRAM.value, external_id=chat_id
         )
         if conversation is None:
-            return self._rt.settings.default_language
+            return self._default_language
         return conversation.resident.language
 
     async def _on_membership(self, update: Update, chat_id: str) -> None:
@@ -716,7 +697,7 @@ class TelegramChannel:
             self._blocked.add(chat_id)
         else:
             self._blocked.discard(chat_id)
-        async with self._rt.db.session() as session:
+        async with self._db.session() as session:
             await session.execute(
                 sql_update(Resident)
                 .where(Resident.channel == Channel.TELEGRAM.value, Resident.external_id == chat_id)
@@ -778,7 +759,8 @@ class TelegramChannel:
         try:
             return await method()
         except RetryAfter as exc:
-            raise SendRateLimited(retry_after_seconds(exc)) from exc
+            wait = retry_after_seconds(exc)
+            raise RateLimited(f"flood control: retry after {wait:.0f} s", retry_after=wait) from exc
         except TelegramError as exc:
             raise SendFailed(f"Bot API call for chat {mask_id(chat_id)} failed: {exc}") from exc
 
@@ -797,6 +779,22 @@ class TelegramChannel:
         for reply in replies:
             ids.extend(await self._send_reply(chat_id, reply))
         return ids
+
+    async def send_notification(
+        self,
+        chat_id: str,
+        reply: Reply,
+        *,
+        template_key: str,
+        variables: Mapping[str, str],
+        last_inbound_at: datetime | None,
+    ) -> list[str]:
+        """A notification is an ordinary message on Telegram (no window, no templates)."""
+        return await self.send(chat_id, [reply])
+
+    def pause(self, seconds: float) -> None:
+        """Hold every send of this bot for ``seconds`` (Telegram's flood control)."""
+        self.limiter.pause(seconds)
 
     async def _send_reply(self, chat_id: str, reply: Reply) -> list[str]:
         inline = self._inline_keyboard(reply)
@@ -837,7 +835,7 @@ class TelegramChannel:
                 )
             ids.append(str(sent.message_id))
         if location_keyboard is not None:
-            prompt = self._rt.texts.render(await self._chat_language(chat_id), "telegram.location_prompt")
+            prompt = self._texts.render(await self._chat_language(chat_id), "telegram.location_prompt")
             ids.append(await self._send_text(chat_id, prompt, location_keyboard))
         return ids
 
@@ -871,13 +869,13 @@ class TelegramChannel:
             self._long_payloads.popitem(last=False)
 
     async def _location_keyboard_for(self, chat_id: str) -> ReplyKeyboardMarkup:
-        title = self._rt.texts.render(await self._chat_language(chat_id), "telegram.location_button")
+        title = self._texts.render(await self._chat_language(chat_id), "telegram.location_button")
         return ReplyKeyboardMarkup(
             [[KeyboardButton(title, request_location=True)]], resize_keyboard=True, one_time_keyboard=True
         )
 
     async def _chat_language(self, chat_id: str) -> str:
-        async with self._rt.db.session() as session:
+        async with self._db.session() as session:
             return await self._language(session, chat_id)
 
     async def _call(self, chat_id: str, method: Callable[[], Awaitable[Message]]) -> Message:
@@ -889,7 +887,7 @@ class TelegramChannel:
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc)
                 if attempt == MAX_SEND_ATTEMPTS or wait > MAX_RETRY_AFTER:
-                    raise SendRateLimited(wait) from exc
+                    raise RateLimited(f"flood control: retry after {wait:.0f} s", retry_after=wait) from exc
                 logger.warning(
                     "telegram: flood control, pausing sends for %.1f s (chat=%s, attempt %d)",
                     wait,

@@ -11,9 +11,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.deps import RuntimeDep
-from bot.media import MediaRejected
+from bot.conversation.media import MediaRejected
 from bot.web import TEMPLATES
+from bot.web.deps import RuntimeDep
 from flows.messages import Channel, ContentKind, IncomingMessage, Location, Reply
 from flows.texts import LANGUAGES
 from storage import repositories as repo

@@ -8,9 +8,11 @@ event loop and needs no thread per message, and the rate limiter and 429 retries
 
 Errors of this module::
 
-    WhatsAppError
-    ├── SendFailed         Twilio refused the message or could not be reached (code, status, retryable)
-    └── TemplateRequired   outside the 24-hour window with no approved template for the notification
+    WhatsAppError (a ChannelError of bot.channels.base)
+    ├── SendFailed         Twilio refused the message or could not be reached (code, status, retryable;
+    │   │                  also the port's SendFailed, permanent when not retryable)
+    │   └── SendRateLimited    still 429 after the channel's retries (also the port's RateLimited)
+    └── TemplateRequired   outside the 24-hour window with no approved template (a permanent SendFailed)
     BadWebhook             a correctly signed request that is not a usable WhatsApp message (→ 400)
 """
 
@@ -25,7 +27,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
@@ -39,22 +41,21 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot.channels.base import numbered_options, pick_numbered, split_text
-from bot.channels.registry import process_and_reply
-from bot.deps import RuntimeDep
-from bot.locks import ConversationKey, ConversationLocks
-from bot.media import ALLOWED_TYPES, MediaRejected, MediaStore
+from bot.channels import base
+from bot.channels.base import ChannelError, numbered_options, pick_numbered, split_text
+from bot.channels.delivery import Handle, process_and_reply
+from bot.channels.ratelimit import RateLimiter
+from bot.conversation.locks import ConversationKey, ConversationLocks
+from bot.conversation.media import ALLOWED_TYPES, MediaRejected, MediaStore
 from bot.privacy import mask_id
-from bot.ratelimit import RateLimiter
 from bot.settings import Settings
+from bot.tasks import Spawn
+from bot.web.deps import RuntimeDep
 from flows.messages import Button, Channel, ContentKind, IncomingMessage, Location, Media, Reply
 from flows.texts import Texts
 from storage import repositories as repo
-from storage import whatsapp_models as wa_repo
+from storage import whatsapp_repository as wa_repo
 from storage.db import Database
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -90,22 +91,33 @@ STATUS_MAP = {
 }
 
 
-class WhatsAppError(Exception):
+class WhatsAppError(ChannelError):
     """Something this channel could not do."""
 
 
-class SendFailed(WhatsAppError):
+class SendFailed(WhatsAppError, base.SendFailed):
     """Twilio did not accept a message; ``retryable`` when trying later may work (429, network)."""
 
     def __init__(self, message: str, *, status: int | None = None, code: int | None = None, retryable: bool):
-        super().__init__(message)
+        base.SendFailed.__init__(self, message, permanent=not retryable)
         self.status = status
         self.code = code
         self.retryable = retryable
 
 
-class TemplateRequired(WhatsAppError):
+class SendRateLimited(SendFailed, base.RateLimited):
+    """Twilio still answers 429 (or 20429/14107) after the channel's own retries."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
+        super().__init__(message, status=status, code=code, retryable=True)
+        self.retry_after = None
+
+
+class TemplateRequired(WhatsAppError, base.SendFailed):
     """The resident wrote more than 24 hours ago and no approved template is configured for this kind."""
+
+    def __init__(self, message: str) -> None:
+        base.SendFailed.__init__(self, message, permanent=True)
 
 
 class BadWebhook(ValueError):
@@ -374,6 +386,7 @@ class WhatsAppChannel:
     """Receives Twilio webhooks, sends replies and notifications through Twilio's REST API."""
 
     channel = Channel.WHATSAPP
+    sent_status: str | None = None  # delivery comes later in status callbacks (/webhooks/whatsapp/status)
 
     def __init__(
         self,
@@ -382,6 +395,8 @@ class WhatsAppChannel:
         db: Database,
         media: MediaStore,
         texts: Texts,
+        handle: Handle,
+        spawn: Spawn,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         sid = settings.secrets.twilio_account_sid
@@ -400,6 +415,8 @@ class WhatsAppChannel:
         self.media = media
         self.texts = texts
         self.clock = clock
+        self._handle = handle
+        self._spawn = spawn
         self.validator = RequestValidator(self._auth_token)
         self.limiter = RateLimiter(global_rate=settings.twilio.messages_per_second)
         self.webhook_url = settings.twilio.webhook_url
@@ -413,11 +430,6 @@ class WhatsAppChannel:
                 "request arrived at, which is wrong behind a proxy or tunnel; set it to the public URL "
                 "configured in Twilio (e.g. https://bot.example/webhooks/whatsapp)"
             )
-
-    @classmethod
-    def from_runtime(cls, rt: Runtime) -> WhatsAppChannel:
-        """The channel for a runtime (its database, media store, texts and clock)."""
-        return cls(rt.settings, db=rt.db, media=rt.media, texts=rt.texts, clock=rt.dispatcher.clock)
 
     def now(self) -> datetime:
         """The current time, aware (the injected clock's in tests)."""
@@ -495,11 +507,11 @@ class WhatsAppChannel:
             raise HTTPException(403, "Akses ditolak: tanda tangan Twilio tidak cocok.")
         return form
 
-    def accept(self, rt: Runtime, inbound: WhatsAppInbound) -> None:
+    def accept(self, inbound: WhatsAppInbound) -> None:
         """Process an acknowledged message in the background, after earlier ones of the same chat."""
-        rt.spawn(self.process(rt, inbound), name=f"whatsapp-{inbound.message_sid}")
+        self._spawn(self.process(inbound), name=f"whatsapp-{inbound.message_sid}")
 
-    async def process(self, rt: Runtime, inbound: WhatsAppInbound) -> None:
+    async def process(self, inbound: WhatsAppInbound) -> None:
         """Turn the webhook into a message (media downloaded), dispatch it and send the replies."""
         # Tasks start in arrival order and take this lock first, so a photo that takes a while to
         # download is still answered before the text sent right after it.
@@ -512,7 +524,7 @@ class WhatsAppChannel:
                 if notes:
                     await self._send_replies(inbound.chat_id, notes, replace_options=False)
                 if msg is not None:
-                    await process_and_reply(rt, self, msg)
+                    await process_and_reply(self._handle, self, msg)
             except Exception:
                 logger.exception(
                     "whatsapp message %s chat=%s was not answered",
@@ -693,6 +705,10 @@ class WhatsAppChannel:
                 logger.info("chat=%s: window closed (63016), sending the template instead", mask_id(chat_id))
         return [await self._send_template(chat_id, template_key, variables)]
 
+    def pause(self, seconds: float) -> None:
+        """Hold every send from this sender for ``seconds``."""
+        self.limiter.pause(seconds)
+
     async def _send_template(
         self, chat_id: str, template_key: str | None, variables: Mapping[str, str]
     ) -> str:
@@ -758,12 +774,12 @@ class WhatsAppChannel:
                     )
                     self.limiter.pause(delay)
                     continue
-                raise SendFailed(
-                    f"twilio refused the message to {mask_id(chat_id)}: HTTP {exc.status}, code {exc.code}",
-                    status=exc.status,
-                    code=exc.code,
-                    retryable=limited,
-                ) from exc
+                refused = (
+                    f"twilio refused the message to {mask_id(chat_id)}: HTTP {exc.status}, code {exc.code}"
+                )
+                if limited:
+                    raise SendRateLimited(refused, status=exc.status, code=exc.code) from exc
+                raise SendFailed(refused, status=exc.status, code=exc.code, retryable=False) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise SendFailed(f"twilio unreachable: {exc!r}", retryable=True) from exc
             logger.info("whatsapp sent %s to chat=%s", created.sid, mask_id(chat_id))
@@ -784,7 +800,7 @@ def twiml_ack() -> Response:
     return Response(str(MessagingResponse().to_xml()), media_type="text/xml")
 
 
-def _channel_of(rt: Runtime) -> WhatsAppChannel:
+def _channel_of(rt: RuntimeDep) -> WhatsAppChannel:
     channel = rt.channels.get(Channel.WHATSAPP)
     if not isinstance(channel, WhatsAppChannel):
         raise HTTPException(404, "WhatsApp is not configured on this server.")
@@ -807,7 +823,7 @@ def whatsapp_router() -> APIRouter:
         except BadWebhook as exc:
             logger.warning("whatsapp webhook refused: %s", exc)
             raise HTTPException(400, f"Not a usable WhatsApp message: {exc}.") from None
-        channel.accept(rt, message)
+        channel.accept(message)
         return twiml_ack()
 
     @router.post("/webhooks/whatsapp/status")

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot.notify import BroadcastError, BroadcastProgress, broadcast_progress, queue_broadcast
+from bot.notifications.changes import BroadcastError, BroadcastProgress, broadcast_progress, queue_broadcast
 from bot.settings import ConfigError, Settings, load_settings
 from flows.texts import Texts
 from storage.db import Database
@@ -104,8 +104,8 @@ async def _run(
 async def _watch(
     settings: Settings, db: Database, broadcast_id: int, total: int, watch_seconds: float
 ) -> BroadcastProgress:
-    from bot.runtime import build_runtime
-    from bot.scheduler import NotificationScheduler, leadership_for
+    from bot.notifications.scheduler import NotificationScheduler, leadership_for
+    from bot.wiring import build_runtime, close_runtime, notification_scheduler
 
     leadership = leadership_for(db)
     runtime = None
@@ -115,7 +115,7 @@ async def _watch(
         await leadership.release()
         _err.print("no pontibot server is running: delivering from this command")
         runtime = await build_runtime(settings)
-        scheduler = NotificationScheduler(runtime)
+        scheduler = notification_scheduler(runtime)
         await scheduler.start()
     columns = (
         TextColumn("[bold]broadcast {task.fields[id]}"),
@@ -144,4 +144,4 @@ async def _watch(
         if scheduler is not None:
             await scheduler.stop()
         if runtime is not None:
-            await runtime.close()
+            await close_runtime(runtime)

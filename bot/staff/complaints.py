@@ -2,7 +2,7 @@
 
 A status change and the residents' notifications commit in ONE transaction: the local back end's
 ``transition`` joins this module's session (``integrations.units.joined``), and
-:func:`bot.notify.queue_change` queues one row per subscriber with the change detector's own
+:func:`bot.notifications.changes.queue_change` queues one row per subscriber with the change detector's own
 idempotency key and moves their ``last_status``. When the poller later reads the same change from
 ``changes_since`` it finds every subscriber already told and queues nothing; should both ever race,
 the idempotency key ``complaint:<ticket>:<status>:<resident>`` admits one row. So a resident is told
@@ -25,11 +25,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.notify import COMPLAINT_TOPIC, complaint_notice, queue_change
+from bot.notifications.changes import COMPLAINT_TOPIC, complaint_notice, queue_change
 from bot.privacy import mask_id, mask_text
 from bot.runtime import Runtime
 from bot.staff.auth import Principal
-from bot.staff.service import StaffActionError, StaffDesk
+from bot.staff.handoffs import StaffActionError, StaffDesk
 from integrations.base import (
     BackendRejected,
     Complaint,

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot import notify
+from bot.notifications import changes as notify
 from bot.runtime import Runtime
 from bot.staff.auth import Principal
-from bot.staff.service import StaffActionError, StaffDesk
+from bot.staff.handoffs import StaffActionError, StaffDesk
 from integrations.base import BackendRejected, Permit
 from integrations.demo_permits import DemoPermitBackend, next_stage
 from integrations.units import joined

@@ -22,8 +22,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from bot.deps import RuntimeDep
-from bot.http import error_body
 from bot.runtime import Runtime
 from bot.staff import charts
 from bot.staff.auth import (
@@ -44,7 +42,9 @@ from bot.staff.auth import (
     verify_password,
 )
 from bot.staff.complaints import CATEGORY_LABELS
-from bot.staff.service import StaffActionError, StaffDesk
+from bot.staff.handoffs import StaffActionError, StaffDesk
+from bot.web.deps import RuntimeDep
+from bot.web.http import error_body
 from storage import staff_repository as staff_repo
 
 logger = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ import contextlib
 import logging
 import re
 
-from bot.channels.telegram import SendFailed, StaffGroupUpdate, TelegramChannel
+from bot.channels.base import SendFailed, StaffGroupChannel, StaffGroupUpdate
 from bot.privacy import mask_id, mask_text
 from bot.runtime import Runtime
 from bot.staff.auth import Principal, principal_for
-from bot.staff.service import StaffActionError, StaffDesk
+from bot.staff.handoffs import StaffActionError, StaffDesk
 from flows.messages import Channel
 from storage import staff_repository as staff_repo
 from storage.models import Message
@@ -42,7 +42,7 @@ class StaffGroupBridge:
     """Keeps the staff group's topics in step with handoffs, and turns topic messages into staff actions."""
 
     def __init__(
-        self, rt: Runtime, channel: TelegramChannel, chat_id: str, *, interval: float = SYNC_SECONDS
+        self, rt: Runtime, channel: StaffGroupChannel, chat_id: str, *, interval: float = SYNC_SECONDS
     ) -> None:
         self.rt = rt
         self.channel = channel
@@ -235,15 +235,3 @@ def _render(line: Message) -> str:
         return f"👤 Warga: {mask_text(text)}"
     staff = (line.data or {}).get("staff") or "petugas"
     return f"🧑‍💼 {staff} (konsol): {line.text or ''}"
-
-
-def start_staff_group(rt: Runtime) -> StaffGroupBridge | None:
-    """Wire the staff group when ``telegram.staff_group_id`` is set and Telegram is on."""
-    group = rt.settings.telegram.staff_group_id
-    channel = rt.channels.get(Channel.TELEGRAM)
-    if group is None or not isinstance(channel, TelegramChannel):
-        return None
-    bridge = StaffGroupBridge(rt, channel, str(group))
-    bridge.install()
-    logger.info("staff group: handoffs get a topic in the Telegram staff group")
-    return bridge

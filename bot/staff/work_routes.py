@@ -15,8 +15,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from bot.deps import RuntimeDep
-from bot.notify import MAX_BROADCAST_CHARS, SEGMENTS
+from bot.notifications.changes import MAX_BROADCAST_CHARS, SEGMENTS
 from bot.staff.auth import check_csrf, client_ip, require_admin
 from bot.staff.complaints import (
     ACTION_LABELS,
@@ -27,9 +26,10 @@ from bot.staff.complaints import (
     agencies_of,
     kelurahan_names,
 )
+from bot.staff.handoffs import StaffActionError
 from bot.staff.operations import SEGMENT_LABELS, STAGE_LABELS, Operations, dead_letter_dict
 from bot.staff.routes import FLASH_COOKIE, ApiChanger, ApiPrincipal, PagePrincipal, _render
-from bot.staff.service import StaffActionError
+from bot.web.deps import RuntimeDep
 from integrations.base import ComplaintStatus
 
 STATUS_PATTERN = "^(" + "|".join(s.value for s in ComplaintStatus) + ")$"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.runtime import build_runtime
 from bot.settings import Settings, load_settings
+from bot.wiring import build_runtime, close_runtime
 from flows.texts import Texts
 from tests.conftest import REPO, LiveServer, serve
 from tests.factories import chat_body
@@ -66,7 +66,7 @@ async def staff_server(staff_settings: Settings, nlu_parser: object) -> AsyncIte
     runtime = await build_runtime(staff_settings, parser=nlu_parser)  # type: ignore[arg-type]
     async with serve(staff_settings, runtime) as server:
         yield server
-    await runtime.close()
+    await close_runtime(runtime)
 
 
 async def test_staff_advance_a_demo_permit_from_the_booth(staff_server: LiveServer) -> None:

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select, update
 
-from bot.outbox import OutboxDispatcher
+from bot.notifications.outbox import OutboxDispatcher
 from storage import repositories as repo
 from storage.models import OutboxMessage, Resident
 from tests.browser.conftest import VIEWPORTS

@@ -17,8 +17,9 @@ import uvicorn
 
 from bot.app import create_app
 from bot.channels.telegram import TelegramChannel
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
+from bot.wiring import build_runtime, close_runtime, start_runtime
 from flows.messages import Channel
 from tests.channels.fake_telegram import FakeTelegram
 from tests.conftest import REPO, free_port
@@ -129,7 +130,7 @@ def serve_telegram_bot(
                 if task.done():
                     task.result()
                 await asyncio.sleep(0.01)
-            await rt.start()
+            await start_runtime(rt)
             channel = rt.channels[Channel.TELEGRAM]
             assert isinstance(channel, TelegramChannel)
             await asyncio.wait_for(channel.ready.wait(), timeout=10)
@@ -138,6 +139,6 @@ def serve_telegram_bot(
         finally:
             server.should_exit = True
             await task
-            await rt.close()
+            await close_runtime(rt)
 
     return serve

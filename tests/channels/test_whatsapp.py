@@ -230,7 +230,9 @@ async def test_numbered_options_survive_a_restart_and_another_worker(
 ) -> None:
     rt = live_server.runtime
     await resident.says("bahasa")
-    other_worker = WhatsAppChannel(settings, db=rt.db, media=rt.media, texts=rt.texts)
+    other_worker = WhatsAppChannel(
+        settings, db=rt.db, media=rt.media, texts=rt.texts, handle=rt.dispatcher.handle, spawn=rt.spawn
+    )
 
     inbound = parse_inbound(ImmutableMultiDict(load_webhook("text", Body="2", MessageSid=new_sid())))
     msg, notes = await other_worker.to_message(inbound)

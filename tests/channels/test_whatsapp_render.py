@@ -17,7 +17,7 @@ from bot.channels.whatsapp import (
 )
 from flows.messages import Button, Location, Reply, Venue
 from flows.texts import Texts
-from storage.whatsapp_models import delivery_moves_forward
+from storage.whatsapp_repository import delivery_moves_forward
 from tests.channels.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, load_webhook
 
 TEXTS = Texts.load()

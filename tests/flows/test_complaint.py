@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bot.backends import build_backends
 from sqlalchemy import select
 
-from bot.backends import build_backends
-from bot.jobs import ticket_notifier
+from bot.notifications.jobs import ticket_notifier
 from bot.settings import Settings, load_settings
 from flows.complaint import CITY_BOUNDS, working_days_between
 from flows.knowledge import load_offices

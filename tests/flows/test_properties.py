@@ -13,7 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
+from bot.wiring import build_runtime, close_runtime
 from flows.messages import Channel, ContentKind, IncomingMessage, Location
 from nlu.entities import DOCUMENT_TYPES, OFFICES
 from storage import repositories as repo
@@ -113,7 +114,7 @@ def test_every_state_answers_any_message(settings, nlu_parser) -> None:  # type:
             for state in states:
                 _check_state(runner, rt, state, intents)
         finally:
-            runner.run(rt.close())
+            runner.run(close_runtime(rt))
 
 
 def _check_state(runner: asyncio.Runner, rt: Runtime, state: str | None, intents: list[str]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from bot.backends import build_backends
+
 from bot.settings import load_settings
 from integrations.http_permits import HttpPermitBackend
 from integrations.open311 import Open311ComplaintBackend

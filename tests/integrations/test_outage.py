@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from bot.backends import build_backends
 from sqlalchemy import select
 
-from bot.backends import build_backends
-from bot.jobs import ticket_key, ticket_notifier
+from bot.notifications.jobs import ticket_key, ticket_notifier
 from bot.settings import Settings, load_settings
 from flows.texts import Texts
 from integrations.base import ComplaintReport, ComplaintStatus, new_local_ref, reporter_ref

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.outbox import OutboxDispatcher
-from bot.runtime import Runtime, build_runtime
+from bot.notifications.outbox import OutboxDispatcher
+from bot.runtime import Runtime
 from bot.settings import Settings
+from bot.wiring import build_runtime, close_runtime
 from flows.messages import Reply
 from flows.texts import Texts
 from storage import repositories as repo
@@ -140,4 +141,4 @@ async def bench(
         yield Bench(rt, fake_telegram, clock, dispatcher)
     finally:
         await dispatcher.stop(grace=1)
-        await rt.close()
+        await close_runtime(rt)

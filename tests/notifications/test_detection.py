@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.notify import ChangeDetector, change_key, complaint_notice, permit_notice
+from bot.notifications.changes import ChangeDetector, change_key, complaint_notice, permit_notice
 from flows.texts import Texts
 from integrations.base import ComplaintReport, PermitStage, reporter_ref
 from storage import outbox as outbox_repo

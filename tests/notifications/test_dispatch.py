@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.notify import dead_letters, requeue
+from bot.notifications.changes import dead_letters, requeue
 from bot.privacy import mask_id
 from storage import outbox as outbox_repo
 from storage import repositories as repo
@@ -153,7 +153,7 @@ async def test_a_row_that_keeps_failing_becomes_a_dead_letter_and_staff_can_requ
 async def test_backoff_grows_with_jitter(bench: Bench) -> None:
     from random import Random
 
-    from bot.outbox import backoff_seconds
+    from bot.notifications.outbox import backoff_seconds
 
     delays = [backoff_seconds(n, base=5, cap=3600, rng=Random(7)) for n in range(1, 12)]
 

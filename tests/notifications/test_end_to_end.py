@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.notify import permit_notice
-from bot.runtime import build_runtime
+from bot.notifications.changes import permit_notice
 from bot.settings import Settings, load_settings
+from bot.wiring import build_runtime, close_runtime, start_runtime
 from integrations.base import PermitStage
 from storage import repositories as repo
 from storage.models import OutboxMessage, Resident, Subscription
@@ -137,7 +137,7 @@ async def test_whatsapp_resident_outside_the_24_hour_window_gets_the_approved_te
             await repo.subscribe(
                 session, resident_id=resident.id, topic="permit", ref=PERMIT, last_status="diterima"
             )
-        await rt.start()
+        await start_runtime(rt)
         assert rt.notifications is not None
         await asyncio.wait_for(rt.notifications.leading.wait(), timeout=10)
         await asyncio.sleep(0.5)  # the first poll stores where the permit system stands
@@ -149,7 +149,7 @@ async def test_whatsapp_resident_outside_the_24_hour_window_gets_the_approved_te
         async with rt.db.session() as session:
             [row] = (await session.execute(select(OutboxMessage))).scalars().all()
     finally:
-        await rt.close()
+        await close_runtime(rt)
 
     [message] = sent
     assert (message.to, message.body, message.content_sid) == (WHATSAPP_RESIDENT, None, PERMIT_TEMPLATE)

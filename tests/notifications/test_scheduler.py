@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.runtime import build_runtime
-from bot.scheduler import build_scheduler, leadership_for, sync_url
+from bot.notifications.scheduler import build_scheduler, leadership_for, sync_url
 from bot.settings import Settings
+from bot.wiring import build_runtime, close_runtime, start_runtime
 from storage.db import Database
 from storage.notify_models import SchedulerJob
 from tests.channels.fake_telegram import FakeTelegram
@@ -63,7 +63,7 @@ async def test_the_runtime_persists_its_jobs_runs_them_and_replaces_them_on_rest
     for _ in range(2):  # the second start replaces the jobs (same ids), it does not add more
         rt = await build_runtime(bot_settings, parser=nlu_parser)
         try:
-            await rt.start()
+            await start_runtime(rt)
             assert rt.notifications is not None
             await asyncio.wait_for(rt.notifications.leading.wait(), timeout=10)
             for _ in range(200):  # the first poll stores the cursor
@@ -80,7 +80,7 @@ async def test_the_runtime_persists_its_jobs_runs_them_and_replaces_them_on_rest
                 (j.id, j.coalesce, j.misfire_grace_time, j.max_instances) for j in scheduler.get_jobs()
             }
         finally:
-            await rt.close()
+            await close_runtime(rt)
         assert set(jobs) == {"poll_permits", "poll_complaints", "dispatch_outbox", "submit_pending"}
         assert all(t is not None for t in jobs.values())
         assert defaults == {
@@ -102,17 +102,17 @@ async def test_a_second_runtime_on_the_same_database_waits_and_takes_over(
     leader = await build_runtime(bot_settings, parser=nlu_parser)
     standby = await build_runtime(bot_settings, parser=nlu_parser)
     try:
-        await leader.start()
+        await start_runtime(leader)
         assert leader.notifications is not None
         await asyncio.wait_for(leader.notifications.leading.wait(), timeout=10)
-        await standby.start()
+        await start_runtime(standby)
         assert standby.notifications is not None
         await asyncio.sleep(0.5)
         waited = standby.notifications.leading.is_set()
-        await leader.close()
+        await close_runtime(leader)
         await asyncio.wait_for(standby.notifications.leading.wait(), timeout=10)
     finally:
-        await standby.close()
+        await close_runtime(standby)
 
     assert waited is False
 

@@ -143,7 +143,7 @@ def settings(outage: Outage, nlu_model_dir: Path, tmp_path: Path) -> Settings:
 async def test_messages_acknowledged_during_an_outage_are_retried_and_none_is_lost(
     serve_telegram_bot: Any, outage: Outage, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.dispatcher")
+    caplog.set_level(logging.WARNING, logger="bot.conversation.dispatcher")
     async with serve_telegram_bot(mode="webhook") as bot:
         rt = bot.runtime
         outage.prepare(rt)

@@ -7,7 +7,7 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from bot.ratelimit_residents import FloodVerdict, ResidentRateLimiter
+from bot.conversation.flood import FloodVerdict, ResidentRateLimiter
 from bot.runtime import Runtime
 from flows.texts import Texts
 from storage.models import Message, ProcessedMessage

@@ -28,8 +28,9 @@ from schemathesis import GenerationMode
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
+from bot.wiring import build_runtime, close_runtime, start_runtime
 from flows.messages import Channel, ContentKind, IncomingMessage, Location
 from storage.migrate import upgrade
 from storage.models import Message
@@ -119,7 +120,7 @@ def test_any_message_is_handled_without_a_crash_and_stored(settings: Settings, n
 
             check()
         finally:
-            runner.run(rt.close())
+            runner.run(close_runtime(rt))
 
 
 settings_fuzz = settings(
@@ -186,14 +187,14 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory, nlu_parser: Any) -> It
                     if task.done():
                         task.result()
                     await asyncio.sleep(0.01)
-                await rt.start()
+                await start_runtime(rt)
                 ready.set()
                 while not stop.is_set():
                     await asyncio.sleep(0.05)
             finally:
                 server.should_exit = True
                 await task
-                await rt.close()
+                await close_runtime(rt)
 
         def run() -> None:
             try:

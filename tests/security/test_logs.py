@@ -66,7 +66,7 @@ def test_mask_text(text: str, expected: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "bot.dispatcher",
+        "bot.conversation.dispatcher",
         "uvicorn.error",
         "uvicorn.access",
         "alembic.runtime.migration",

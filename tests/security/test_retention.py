@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bot.retention import purge_expired, retention_run
+from bot.notifications.retention import purge_expired
 from bot.runtime import Runtime
+from bot.wiring import start_runtime
+from bot.wiring.lifecycle import retention_run
 from integrations.base import reporter_ref
 from storage import repositories as repo
 from storage.backend_models import ComplaintEvent, ComplaintRecord
@@ -176,7 +178,7 @@ async def test_the_retention_job_runs_with_the_runtime(runtime: Runtime) -> None
             created_at=OLD,
         )
     runtime.dispatcher.clock = lambda: NOW
-    await runtime.start()
+    await start_runtime(runtime)
     try:
         assert "retention" in {task.get_name() for task in runtime.background}
         for _ in range(200):

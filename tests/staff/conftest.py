@@ -240,7 +240,7 @@ def complaint_clock(runtime: Runtime, clock: Clock) -> Clock:
 @pytest.fixture
 async def outbox(runtime: Runtime, clock: Clock) -> AsyncIterator[Any]:
     """An outbox dispatcher on the runtime's channels (driven by the test: ``await outbox.deliver_due()``)."""
-    from bot.outbox import OutboxDispatcher
+    from bot.notifications.outbox import OutboxDispatcher
 
     dispatcher = OutboxDispatcher(
         db=runtime.db, channels=runtime.channels, settings=runtime.settings.notifications, clock=clock

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.notify import ChangeDetector, complaint_notice
+from bot.notifications.changes import ChangeDetector, complaint_notice
 from bot.privacy import mask_id
 from integrations.base import ComplaintStatus
 from storage.models import OutboxMessage

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from bot.notify import permit_notice
+from bot.notifications.changes import permit_notice
 from bot.privacy import mask_id
 from storage import repositories as repo
 from storage.models import OutboxMessage, Resident

@@ -1,7 +1,7 @@
 """The scheduler: one leader per database runs APScheduler's jobs and the outbox dispatcher.
 
 Leadership: on PostgreSQL a session advisory lock (``pg_try_advisory_lock``) held on a connection of
-its own for as long as the process leads — when the process dies, PostgreSQL drops the connection and
+its own for as the process leads — when the process dies, PostgreSQL drops the connection and
 the lock, and another worker takes over within ``notifications.leader_retry_seconds``. On SQLite (one
 machine) an exclusive ``flock`` on ``<database file>.leader``, which the kernel releases when the
 process dies, even by SIGKILL. Every worker tries; exactly one leads; the others keep trying.
@@ -12,7 +12,7 @@ synchronous driver (``sqlite:///…``; ``postgresql+psycopg://…`` — psycopg 
 used synchronously). A synchronous call on the event loop would stall every coroutine — and on SQLite
 it could wait for a write lock held by a coroutine it stalls — so :class:`OffLoopScheduler` talks to the
 job store from a worker thread and hands due jobs back to the loop. Jobs are stored by reference
-(``bot.jobs:run_job`` + the job's name and this scheduler's token), never with live objects.
+(``run_job`` of this module + the job's name and this scheduler's token), never with live objects.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.executors.base import run_coroutine_job
@@ -39,17 +39,21 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.notify import ChangeDetector
-from bot.outbox import OutboxDispatcher
+from bot.channels.base import ChannelSender
+from bot.notifications import jobs
+from bot.notifications.changes import ChangeDetector
+from bot.notifications.outbox import OutboxDispatcher
+from bot.runtime import Backends
+from bot.settings import Settings
+from bot.tasks import Spawn
+from flows.messages import Channel
+from flows.texts import Texts
 from storage.db import Database, advisory_key, sqlite_path
 from storage.notify_models import SCHEDULER_JOBS_TABLE
 
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
-
 logger = logging.getLogger(__name__)
 
-JOB_FUNC = "bot.jobs:run_job"
+JOB_FUNC = "bot.notifications.scheduler:run_job"
 LEADER_LOCK = "pontibot-scheduler-leader"
 LEADER_CHECK_SECONDS = 5.0
 # Server-side TCP keepalives on the leader's connection: a dead peer is found after 5 + 3 x 2 = 11 s,
@@ -119,7 +123,7 @@ class PostgresLeadership:
         return True
 
     async def holds(self) -> bool:
-        """The lock lives as long as its connection: ask the connection."""
+        """The lock lives as its connection: ask the connection."""
         if self._conn is None:
             return False
         try:
@@ -270,20 +274,48 @@ JobRunner = Callable[[str], Awaitable[None]]
 RUNNERS: dict[str, JobRunner] = {}
 
 
+async def run_job(token: str, name: str) -> None:
+    """Run the job ``name`` of the scheduler ``token`` (what the persisted job store refers to)."""
+    runner = RUNNERS.get(token)
+    if runner is None:
+        logger.warning("job %s belongs to a scheduler that is not running here; skipped", name)
+        return
+    await runner(name)
+
+
 class NotificationScheduler:
     """Leads (or waits to lead), and while leading runs the jobs and the outbox dispatcher."""
 
-    def __init__(self, rt: Runtime, *, leadership: Leadership | None = None) -> None:
-        self.rt = rt
-        self.settings = rt.settings.notifications
-        self.leadership = leadership or leadership_for(rt.db)
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        db: Database,
+        texts: Texts,
+        backends: Backends,
+        channels: Mapping[Channel, ChannelSender],
+        spawn: Spawn,
+        clock: Callable[[], datetime] | None = None,
+        leadership: Leadership | None = None,
+    ) -> None:
+        self.settings = settings.notifications
+        self.timezone = settings.timezone
+        self.database_url = settings.database_url
+        self.submit_interval = settings.complaints.submit_interval_seconds
+        self.db = db
+        self.texts = texts
+        self.desk = backends.complaints
+        self.channels = channels
+        self.clock = clock
+        self._spawn = spawn
+        self.leadership = leadership or leadership_for(db)
         self.token = uuid.uuid4().hex
         self.detector = ChangeDetector(
-            db=rt.db,
-            texts=rt.texts,
-            permits=rt.backends.permits,
-            complaints=rt.backends.complaint_backend,
-            clock=rt.dispatcher.clock,
+            db=db,
+            texts=texts,
+            permits=backends.permits,
+            complaints=backends.complaint_backend,
+            clock=clock,
         )
         self.dispatcher: OutboxDispatcher | None = None
         self.leading = asyncio.Event()
@@ -293,16 +325,17 @@ class NotificationScheduler:
 
     def jobs(self) -> dict[str, tuple[float, Callable[[], Awaitable[object]]]]:
         """Every job: name → (interval in seconds, what it runs)."""
-        from bot import jobs
-
-        rt, settings = self.rt, self.settings
+        settings, wake = self.settings, self.wake
         return {
-            "poll_permits": (settings.poll_interval_seconds, lambda: jobs.poll_permits(self)),
-            "poll_complaints": (settings.poll_interval_seconds, lambda: jobs.poll_complaints(self)),
-            "dispatch_outbox": (settings.dispatch_interval_seconds, lambda: jobs.dispatch_outbox(self)),
+            "poll_permits": (settings.poll_interval_seconds, lambda: jobs.poll_permits(self.detector, wake)),
+            "poll_complaints": (
+                settings.poll_interval_seconds,
+                lambda: jobs.poll_complaints(self.detector, wake),
+            ),
+            "dispatch_outbox": (settings.dispatch_interval_seconds, lambda: jobs.dispatch_outbox(wake)),
             "submit_pending": (
-                rt.settings.complaints.submit_interval_seconds,
-                lambda: jobs.submit_pending(self),
+                self.submit_interval,
+                lambda: jobs.submit_pending(self.desk, self.texts, wake),
             ),
         }
 
@@ -316,7 +349,7 @@ class NotificationScheduler:
         if not self.settings.enabled:
             logger.info("scheduler: notifications.enabled is false; no jobs in this process")
             return
-        self._task = self.rt.spawn(self._lead(), name="scheduler-leader")
+        self._task = self._spawn(self._lead(), name="scheduler-leader")
 
     async def _lead(self) -> None:
         while not self._stopping:
@@ -335,19 +368,18 @@ class NotificationScheduler:
                 await asyncio.sleep(self.settings.leader_retry_seconds)
 
     async def _run_as_leader(self) -> None:
-        rt = self.rt
         dispatcher = self.dispatcher = OutboxDispatcher(
-            db=rt.db,
-            channels=rt.channels,
+            db=self.db,
+            channels=self.channels,
             settings=self.settings,
-            timezone=rt.settings.timezone,
-            clock=rt.dispatcher.clock,
+            timezone=self.timezone,
+            clock=self.clock,
         )
         dispatching = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         try:
             RUNNERS[self.token] = self._run_job
             scheduler = build_scheduler(
-                database_url=rt.settings.database_url,
+                database_url=self.database_url,
                 loop=asyncio.get_running_loop(),
                 misfire_grace_seconds=self.settings.misfire_grace_seconds,
             )

@@ -1,33 +1,28 @@
 """Background jobs: poll the back ends for changes, sweep the outbox, file complaints that waited.
 
-They run on the scheduler of the leading process (``bot.scheduler``: APScheduler, persisted job store).
+They run on the scheduler of the leading process (``bot.notifications.scheduler``: APScheduler,
+persisted job store).
 A job run is an edge: its errors are logged with ``exc_info`` and the next run tries again.
-:func:`run_every` remains for loops that do not need the scheduler.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.notifications.changes import ChangeDetector
 from bot.privacy import mask_id
 from flows.messages import Channel, Reply
 from flows.texts import Texts
 from integrations.base import Filing, resident_id_of
-from integrations.desk import TicketHook
+from integrations.desk import StoringComplaintDesk, TicketHook
 from storage import repositories as repo
 from storage.models import OutboxMessage, Subscription
 from storage.outbox import OutboxStatus
 from storage.types import utcnow
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
-    from bot.scheduler import NotificationScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -103,59 +98,36 @@ def ticket_notifier(texts: Texts) -> TicketHook:
     return notify
 
 
-async def submit_pending_complaints(rt: Runtime) -> int:
+async def submit_pending_complaints(desk: StoringComplaintDesk, texts: Texts) -> int:
     """File every due pending complaint; returns how many got their ticket in this run."""
-    filings = await rt.backends.complaints.submit_pending(on_ticket=ticket_notifier(rt.texts))
+    filings = await desk.submit_pending(on_ticket=ticket_notifier(texts))
     return len(filings)
 
 
-async def run_every(interval: float, job: Callable[[], Awaitable[object]], *, name: str) -> None:
-    """Run ``job`` now and then every ``interval`` seconds until cancelled; a failed run is logged."""
-    while True:
-        try:
-            await job()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("job %s failed; next run in %.0fs", name, interval)
-        await asyncio.sleep(interval)
-
-
-async def run_job(token: str, name: str) -> None:
-    """Run the job ``name`` of the scheduler ``token`` (what the persisted job store refers to)."""
-    from bot.scheduler import RUNNERS
-
-    runner = RUNNERS.get(token)
-    if runner is None:
-        logger.warning("job %s belongs to a scheduler that is not running here; skipped", name)
-        return
-    await runner(name)
-
-
-async def poll_permits(scheduler: NotificationScheduler) -> int:
+async def poll_permits(detector: ChangeDetector, wake: Callable[[], None]) -> int:
     """Queue notifications for permits that moved; wake the dispatcher when some were queued."""
-    result = await scheduler.detector.poll_permits()
+    result = await detector.poll_permits()
     if result.queued:
-        scheduler.wake()
+        wake()
     return result.queued
 
 
-async def poll_complaints(scheduler: NotificationScheduler) -> int:
+async def poll_complaints(detector: ChangeDetector, wake: Callable[[], None]) -> int:
     """Queue notifications for complaints that moved; wake the dispatcher when some were queued."""
-    result = await scheduler.detector.poll_complaints()
+    result = await detector.poll_complaints()
     if result.queued:
-        scheduler.wake()
+        wake()
     return result.queued
 
 
-async def dispatch_outbox(scheduler: NotificationScheduler) -> None:
+async def dispatch_outbox(wake: Callable[[], None]) -> None:
     """The outbox sweep: rows queued by other processes (CLI, other workers) and lapsed leases."""
-    scheduler.wake()
+    wake()
 
 
-async def submit_pending(scheduler: NotificationScheduler) -> int:
+async def submit_pending(desk: StoringComplaintDesk, texts: Texts, wake: Callable[[], None]) -> int:
     """File the complaints that waited for their back end; their ticket pushes go out at once."""
-    filed = await submit_pending_complaints(scheduler.rt)
+    filed = await submit_pending_complaints(desk, texts)
     if filed:
-        scheduler.wake()
+        wake()
     return filed

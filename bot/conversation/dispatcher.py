@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.locks import ConversationKey, ConversationLocks
+from bot.conversation.flood import FloodVerdict, ResidentRateLimiter
+from bot.conversation.locks import ConversationKey, ConversationLocks
 from bot.privacy import mask_id
-from bot.ratelimit_residents import FloodVerdict, ResidentRateLimiter
 from flows.engine import FlowContext, FlowEngine, ResidentInfo, apply_slots
 from flows.handoff import HANDOFF_STATUS, speaks_during_handoff
 from flows.messages import Channel, IncomingMessage, Reply

@@ -1,4 +1,4 @@
-"""Builds the permit and complaint back ends that settings choose (part of the composition root).
+"""Builds the permit and complaint back ends that settings choose.
 
 ``permits.backend``: ``demo`` (seeded into our database) or ``http`` (a licensing system's API).
 ``complaints.backend``: ``local`` (our database, worked from the staff console) or ``open311``.
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.runtime import Backends
 from bot.settings import Settings
 from integrations.base import (
     BackendUnavailable,
@@ -37,33 +37,6 @@ logger = logging.getLogger(__name__)
 
 class BackendConfigError(ValueError):
     """A back end is chosen in config.yml but not set up enough to use (the message names the key)."""
-
-
-@dataclass
-class Backends:
-    """The back ends a running pontibot talks to.
-
-    ``permits`` and ``complaints`` are what flows get; ``demo_permits`` (booth, CLI, staff console) and
-    ``local_complaints`` (staff console: transition, search, history) are set when those are in use.
-    """
-
-    permits: PermitBackend
-    complaints: StoringComplaintDesk
-    complaint_backend: ComplaintBackend
-    demo_permits: DemoPermitBackend | None = None
-    local_complaints: LocalComplaintBackend | None = None
-
-    async def prepare(self) -> None:
-        """Make the back ends ready to serve: seed the demo permits when their table is empty."""
-        if self.demo_permits is not None:
-            await self.demo_permits.seed()
-
-    async def aclose(self) -> None:
-        """Close HTTP clients the back ends hold."""
-        for backend in (self.permits, self.complaints):
-            closer = getattr(backend, "aclose", None)
-            if closer is not None:
-                await closer()
 
 
 class NotConfigured:

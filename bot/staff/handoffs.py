@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.locks import ConversationKey
+from bot.conversation.locks import ConversationKey
 from bot.privacy import mask_id, mask_text
 from bot.runtime import Runtime
 from bot.staff.auth import Principal

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.ratelimit import TokenBucket
+from bot.channels.ratelimit import TokenBucket
 
 MAX_TRACKED_CHATS = 50_000
 

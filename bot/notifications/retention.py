@@ -13,25 +13,21 @@ One run, in one transaction (files after it commits):
   expired photos and an erased resident's alike.
 
 The job runs every ``privacy.retention_interval_minutes`` as a background loop of the runtime
-(``bot.jobs.run_every``); a failed run is logged and the next one tries again.
+(``bot.notifications.jobs.run_every``); a failed run is logged and the next one tries again.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from bot.media import MediaStore
+from bot.conversation.media import MediaStore
 from flows.handoff import HANDOFF_STATUS
 from integrations.base import ComplaintStatus
 from storage import privacy_repository as privacy_repo
 from storage.db import Database
 from storage.masking import mask_personal
 from storage.types import utcnow
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -99,23 +95,3 @@ def purge_media(media: MediaStore, *, referenced: set[str], older_than: float) -
             path.unlink(missing_ok=True)
             removed += 1
     return removed
-
-
-async def retention_run(rt: Runtime) -> privacy_repo.Purge:
-    """One purge with the runtime's settings and clock."""
-    clock = rt.dispatcher.clock
-    return await purge_expired(
-        rt.db,
-        rt.media,
-        retention_days=rt.settings.privacy.retention_days,
-        media_grace=timedelta(minutes=rt.settings.privacy.media_grace_minutes),
-        now=clock() if clock is not None else None,
-    )
-
-
-def start_retention_job(rt: Runtime) -> None:
-    """Run the purge now and then every ``privacy.retention_interval_minutes`` (until the runtime closes)."""
-    from bot.jobs import run_every
-
-    interval = rt.settings.privacy.retention_interval_minutes * 60.0
-    rt.spawn(run_every(interval, lambda: retention_run(rt), name="retention"), name="retention")

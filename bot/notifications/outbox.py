@@ -36,12 +36,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels import telegram as telegram_channel
-from bot.channels import whatsapp as whatsapp_channel
-from bot.channels.base import ChannelSender
-from bot.notify import ANNOUNCEMENTS_TOPIC, HELD_KINDS
+from bot.channels.base import ChannelSender, ChatUnreachable, RateLimited, SendFailed
+from bot.channels.ratelimit import RateLimiter
+from bot.notifications.changes import ANNOUNCEMENTS_TOPIC, HELD_KINDS
 from bot.privacy import mask_id
-from bot.ratelimit import RateLimiter
 from bot.settings import NotificationsSettings
 from flows.messages import Channel, Reply
 from storage import outbox as outbox_repo
@@ -153,9 +151,10 @@ class SendWindow:
 class Pacer:
     """Paces one channel's outbox sends: its token buckets (shared with direct replies) and send windows.
 
-    The channel's own :class:`~bot.ratelimit.RateLimiter` is consulted (not consumed: the channel's send
-    takes the token) so replies and notifications share one budget; the windows add what a token bucket
-    cannot promise on the platform's side (no window above the limit however the latency varies).
+    The channel's own :class:`~bot.channels.ratelimit.RateLimiter` is consulted (not consumed: the
+    channel's send takes the token) so replies and notifications share one budget; the windows add
+    what a token bucket cannot promise on the platform's side (no window above the limit however the
+    latency varies).
     Waiting for the global budget is done by one sender at a time (``turn``), waking a moment early
     and yielding until the bucket is ready: sleeping to the millisecond loses a little of the rate on
     every send, and at 30 messages a second that is several percent.
@@ -652,42 +651,27 @@ async def _write_transcript(session: AsyncSession, resident: Resident, claim: Cl
 async def _send_through(
     sender: ChannelSender, claim: Claim, reply: Reply, last_inbound_at: datetime | None
 ) -> Outcome:
-    """One platform send, its errors mapped to outcomes (the channel modules draw their hierarchies)."""
+    """One platform send, the channel port's errors (``bot.channels.base``) mapped to outcomes."""
     body = claim.body
+    variables = body.get("variables")
     try:
-        if isinstance(sender, whatsapp_channel.WhatsAppChannel):
-            variables = body.get("variables")
-            ids = await sender.send_notification(
-                claim.chat_id,
-                reply,
-                template_key=str(body.get("template") or DEFAULT_TEMPLATES.get(claim.kind, claim.kind)),
-                variables=(
-                    {str(k): str(v) for k, v in variables.items()}
-                    if isinstance(variables, dict)
-                    else {"1": reply.text[:900]}
-                ),
-                last_inbound_at=last_inbound_at,
-            )
-            return Outcome(OutcomeKind.SENT, tuple(ids))
-        ids = await sender.send(claim.chat_id, [reply])
-        status = "sent" if isinstance(sender, telegram_channel.TelegramChannel) else None
-        return Outcome(OutcomeKind.SENT, tuple(ids), delivery_status=status)
-    except telegram_channel.ChatUnreachable as exc:
+        ids = await sender.send_notification(
+            claim.chat_id,
+            reply,
+            template_key=str(body.get("template") or DEFAULT_TEMPLATES.get(claim.kind, claim.kind)),
+            variables=(
+                {str(k): str(v) for k, v in variables.items()}
+                if isinstance(variables, dict)
+                else {"1": reply.text[:900]}
+            ),
+            last_inbound_at=last_inbound_at,
+        )
+    except ChatUnreachable as exc:
         return Outcome(OutcomeKind.SKIPPED, error=f"unreachable: {exc}")
-    except telegram_channel.SendRateLimited as exc:
-        _pause(sender, exc.retry_after)
+    except RateLimited as exc:
+        if exc.retry_after is not None:
+            sender.pause(exc.retry_after)
         return Outcome(OutcomeKind.RATE_LIMITED, error=str(exc), retry_after=exc.retry_after)
-    except telegram_channel.SendFailed as exc:
-        return Outcome(OutcomeKind.RETRY, error=str(exc))
-    except whatsapp_channel.TemplateRequired as exc:
-        return Outcome(OutcomeKind.DEAD, error=str(exc))
-    except whatsapp_channel.SendFailed as exc:
-        if exc.status == 429 or exc.code in whatsapp_channel.RATE_LIMITED_CODES:
-            return Outcome(OutcomeKind.RATE_LIMITED, error=str(exc))
-        return Outcome(OutcomeKind.RETRY if exc.retryable else OutcomeKind.DEAD, error=str(exc))
-
-
-def _pause(sender: Any, seconds: float) -> None:
-    limiter = getattr(sender, "limiter", None)
-    if limiter is not None:
-        limiter.pause(seconds)
+    except SendFailed as exc:
+        return Outcome(OutcomeKind.DEAD if exc.permanent else OutcomeKind.RETRY, error=str(exc))
+    return Outcome(OutcomeKind.SENT, tuple(ids), delivery_status=sender.sent_status)
