@@ -2,7 +2,8 @@
 
 The lowest layer holds it so every layer masks the same way: logs and staff lists (``bot.privacy``),
 erasure (``flows.privacy``) and the retention purge (``bot.notifications.retention``). Masks are
-Samaran's partial ones, readable enough to recognise a value: ``6171********0003``, ``0812****7890``, ``b***@gmail.com``.
+Samaran's partial ones, readable enough to recognise a value: ``6171********0003``, ``0812****7890``,
+``b***@gmail.com``.
 Any other run of 16 digits is masked too: a mistyped NIK still identifies a person.
 """
 

@@ -121,6 +121,33 @@ async def find_conversation(session: AsyncSession, *, channel: str, external_id:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def set_unreachable(
+    session: AsyncSession, *, channel: str, external_id: str, unreachable: bool
+) -> None:
+    """Mark a resident who blocked the bot (or unblocked it) on ``channel``."""
+    await session.execute(
+        update(Resident)
+        .where(Resident.channel == channel, Resident.external_id == external_id)
+        .values(unreachable=unreachable)
+    )
+
+
+async def recent_reply_data(
+    session: AsyncSession, *, channel: str, external_id: str, limit: int
+) -> Sequence[dict[str, Any] | None]:
+    """The ``data`` of the last ``limit`` lines the bot sent to a chat, newest first (buttons live there)."""
+    conversation = await find_conversation(session, channel=channel, external_id=external_id)
+    if conversation is None:
+        return []
+    rows = await session.execute(
+        select(Message.data)
+        .where(Message.conversation_id == conversation.id, Message.direction == "out")
+        .order_by(Message.id.desc())
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
 async def add_message(
     session: AsyncSession,
     *,

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from bot.channels.base import ChannelService
-from bot.channels.telegram import TelegramChannel, telegram_router
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.webhook import telegram_router
 from bot.channels.whatsapp import WhatsAppChannel, whatsapp_router
 from bot.conversation.dispatcher import Dispatcher
 from bot.conversation.flood import ResidentRateLimiter

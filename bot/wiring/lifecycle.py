@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from bot.booth.sessions import idle_reset_loop
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram.channel import TelegramChannel
 from bot.notifications.retention import purge_expired
 from bot.notifications.scheduler import NotificationScheduler
 from bot.runtime import Runtime

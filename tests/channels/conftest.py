@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from bot.app import create_app
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram.channel import TelegramChannel
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.wiring import build_runtime, close_runtime, start_runtime

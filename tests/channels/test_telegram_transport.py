@@ -15,7 +15,7 @@ from aiohttp import BodyPartReader, web
 from telegram import Bot, InputFile
 from telegram.error import NetworkError, TimedOut
 
-from bot.channels.telegram import AiohttpRequest
+from bot.channels.telegram.transport import AiohttpRequest
 from tests.conftest import free_port
 
 TOKEN = "123456789:AAFakeTokenForTransportTests_0123456789"
