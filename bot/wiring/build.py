@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from bot.channels.base import ChannelService
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.telegram.webhook import telegram_router
-from bot.channels.whatsapp import WhatsAppChannel, whatsapp_router
+from bot.channels.whatsapp.channel import WhatsAppChannel
+from bot.channels.whatsapp.webhook import whatsapp_router
 from bot.conversation.dispatcher import Dispatcher
 from bot.conversation.flood import ResidentRateLimiter
 from bot.conversation.media import MediaStore

@@ -20,13 +20,10 @@ from sqlalchemy import func, select
 from starlette.datastructures import ImmutableMultiDict
 
 from bot.channels.base import numbered_options
-from bot.channels.whatsapp import (
-    SendFailed,
-    TemplateRequired,
-    WhatsAppChannel,
-    parse_inbound,
-    render_reply,
-)
+from bot.channels.whatsapp.channel import WhatsAppChannel
+from bot.channels.whatsapp.inbound import parse_inbound
+from bot.channels.whatsapp.render import render_reply
+from bot.channels.whatsapp.twilio import SendFailed, TemplateRequired
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from flows.messages import Button, Channel, Reply

@@ -6,15 +6,9 @@ import pytest
 from starlette.datastructures import ImmutableMultiDict
 
 from bot.channels.base import numbered_options
-from bot.channels.whatsapp import (
-    BadWebhook,
-    DeliveryUpdate,
-    OutboundMessage,
-    _TwilioRestClient,
-    parse_inbound,
-    parse_status,
-    render_reply,
-)
+from bot.channels.whatsapp.inbound import BadWebhook, DeliveryUpdate, parse_inbound, parse_status
+from bot.channels.whatsapp.render import OutboundMessage, render_reply
+from bot.channels.whatsapp.twilio import _TwilioRestClient
 from flows.messages import Button, Location, Reply, Venue
 from flows.texts import Texts
 from storage.whatsapp_repository import delivery_moves_forward

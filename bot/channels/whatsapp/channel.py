@@ -1,57 +1,47 @@
-"""WhatsApp through Twilio: signed webhooks in, REST messages out, the 24-hour window.
+"""The WhatsApp channel: webhooks processed in per-chat order, replies and notifications through Twilio.
 
-The only module that imports ``twilio``. Inbound, ``POST /webhooks/whatsapp`` is verified with
-twilio's ``RequestValidator`` against ``twilio.webhook_url`` (the exact URL Twilio signs), answered at
-once with empty TwiML and processed in the background in per-chat order. Outbound, replies go through
-twilio's REST client on its aiohttp transport (``AsyncTwilioHttpClient``): sending never blocks the
-event loop and needs no thread per message, and the rate limiter and 429 retries stay plain asyncio.
-
-Errors of this module::
-
-    WhatsAppError (a ChannelError of bot.channels.base)
-    ├── SendFailed         Twilio refused the message or could not be reached (code, status, retryable;
-    │   │                  also the port's SendFailed, permanent when not retryable)
-    │   └── SendRateLimited    still 429 after the channel's retries (also the port's RateLimited)
-    └── TemplateRequired   outside the 24-hour window with no approved template (a permanent SendFailed)
-    BadWebhook             a correctly signed request that is not a usable WhatsApp message (→ 400)
+Outbound, replies go through twilio's REST client on its aiohttp transport (``AsyncTwilioHttpClient``):
+sending never blocks the event loop and needs no thread per message, and the rate limiter and 429
+retries stay plain asyncio. Inside WhatsApp's 24-hour window a notification is a free-form message;
+outside it, the approved template of its kind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import httpx
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
-from starlette.datastructures import ImmutableMultiDict
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
-from twilio.twiml.messaging_response import MessagingResponse
 
-from bot.channels import base
-from bot.channels.base import ChannelError, numbered_options, pick_numbered, split_text
+from bot.channels.base import pick_numbered
 from bot.channels.delivery import Handle, process_and_reply
 from bot.channels.ratelimit import RateLimiter
+from bot.channels.whatsapp.inbound import MAX_INBOUND_TEXT, DeliveryUpdate, WhatsAppInbound, kind_of
+from bot.channels.whatsapp.render import OutboundMessage, render_reply
+from bot.channels.whatsapp.twilio import (
+    ERROR_WINDOW_CLOSED,
+    RATE_LIMITED_CODES,
+    SendFailed,
+    SendRateLimited,
+    TemplateRequired,
+    WhatsAppError,
+    _TimedAsyncHttpClient,
+    _TwilioRestClient,
+)
 from bot.conversation.locks import ConversationKey, ConversationLocks
 from bot.conversation.media import ALLOWED_TYPES, MediaRejected, MediaStore
 from bot.privacy import mask_id
 from bot.settings import Settings
 from bot.tasks import Spawn
-from bot.web.deps import RuntimeDep
-from flows.messages import Button, Channel, ContentKind, IncomingMessage, Location, Media, Reply
+from flows.messages import Button, Channel, ContentKind, IncomingMessage, Media, Reply
 from flows.texts import Texts
 from storage import repositories as repo
 from storage import whatsapp_repository as wa_repo
@@ -59,327 +49,10 @@ from storage.db import Database
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_HOST = "api.twilio.com"
-MAX_BODY_CHARS = 1600  # Twilio's limit for one message body
-MAX_INBOUND_TEXT = 10_000  # what we read from a resident in one message (as the web chat)
-MAX_FORM_FIELDS = 200
-MAX_MEDIA = 10  # Twilio sends at most ten MediaUrlN
 WINDOW = timedelta(hours=24)  # WhatsApp's customer-service window after the resident's last message
 WINDOW_MARGIN = timedelta(minutes=2)  # queueing and clock skew: switch to the template a bit early
 OPTIONS_TTL = timedelta(hours=24)  # numbered options older than this no longer map "2" to a button
-ERROR_WINDOW_CLOSED = 63016  # free-form message outside the 24-hour window
-RATE_LIMITED_CODES = frozenset({20429, 14107})
-QUICK_REPLY_MAX_BUTTONS = 3  # in-session WhatsApp quick replies (Content API, twilio/quick-reply)
-QUICK_REPLY_TITLE_MAX = 20
-QUICK_REPLY_ID_MAX = 200
-QUICK_REPLY_BODY_MAX = 1024
-MAX_PAYLOAD = 256  # the transcript's payload column
-_SID = re.compile(r"^[A-Za-z]{2}[0-9A-Za-z]{8,62}$")
-_WHATSAPP_ADDRESS = re.compile(r"^whatsapp:\+?[0-9]{6,20}$")
 _NUMBER_REPLY = re.compile(r"^\s*\d{1,2}\s*[.)]?\s*$")
-STATUS_MAP = {
-    "accepted": "queued",
-    "scheduled": "queued",
-    "queued": "queued",
-    "sending": "queued",
-    "sent": "sent",
-    "delivered": "delivered",
-    "read": "read",
-    "failed": "failed",
-    "undelivered": "undelivered",
-    "canceled": "failed",
-}
-
-
-class WhatsAppError(ChannelError):
-    """Something this channel could not do."""
-
-
-class SendFailed(WhatsAppError, base.SendFailed):
-    """Twilio did not accept a message; ``retryable`` when trying later may work (429, network)."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None, retryable: bool):
-        base.SendFailed.__init__(self, message, permanent=not retryable)
-        self.status = status
-        self.code = code
-        self.retryable = retryable
-
-
-class SendRateLimited(SendFailed, base.RateLimited):
-    """Twilio still answers 429 (or 20429/14107) after the channel's own retries."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: int | None = None):
-        super().__init__(message, status=status, code=code, retryable=True)
-        self.retry_after = None
-
-
-class TemplateRequired(WhatsAppError, base.SendFailed):
-    """The resident wrote more than 24 hours ago and no approved template is configured for this kind."""
-
-    def __init__(self, message: str) -> None:
-        base.SendFailed.__init__(self, message, permanent=True)
-
-
-class BadWebhook(ValueError):
-    """A signed request that is not a usable WhatsApp message (missing sender, bad coordinates…)."""
-
-
-# --- inbound: Twilio's form fields → our values --------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMedia:
-    """One ``MediaUrlN`` with its ``MediaContentTypeN``."""
-
-    url: str
-    content_type: str
-
-
-@dataclass(frozen=True, slots=True)
-class WhatsAppInbound:
-    """The fields of one inbound Twilio WhatsApp webhook that the bot uses."""
-
-    message_sid: str
-    chat_id: str
-    user_id: str
-    body: str = ""
-    button_payload: str | None = None
-    button_text: str | None = None
-    location: Location | None = None
-    media: tuple[InboundMedia, ...] = ()
-    profile_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryUpdate:
-    """One status callback: our delivery status for a message SID (None when not one we track)."""
-
-    message_sid: str
-    status: str | None
-    error: str | None = None
-
-
-def _clean(value: str | None, limit: int) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value[:limit] if value else None
-
-
-def _coordinate(form: Mapping[str, str], name: str, bound: float) -> float:
-    try:
-        value = float(form[name])
-    except ValueError:
-        raise BadWebhook(f"{name} is not a number") from None
-    if not math.isfinite(value) or abs(value) > bound:
-        raise BadWebhook(f"{name} is out of range")
-    return value
-
-
-def parse_inbound(form: Mapping[str, str]) -> WhatsAppInbound:
-    """The message in a verified inbound webhook; raises BadWebhook when it is not usable.
-
-    Fields we do not use (SmsSid, NumSegments, MessageType, ReferralNumMedia, …) are ignored: Twilio
-    adds fields over time, and refusing them would lose residents' messages.
-    """
-    sid = form.get("MessageSid") or form.get("SmsMessageSid") or ""
-    if not _SID.match(sid):
-        raise BadWebhook("MessageSid is missing or malformed")
-    sender = (form.get("From") or "").strip()
-    if not sender:
-        raise BadWebhook("From is missing")
-    if not _WHATSAPP_ADDRESS.match(sender):
-        raise BadWebhook("From is not a WhatsApp address (whatsapp:+<number>)")
-    wa_id = (form.get("WaId") or "").strip()
-    user_id = wa_id if wa_id.isdigit() and len(wa_id) <= 20 else sender.removeprefix("whatsapp:")
-    location = None
-    if form.get("Latitude") or form.get("Longitude"):
-        if not (form.get("Latitude") and form.get("Longitude")):
-            raise BadWebhook("a location needs both Latitude and Longitude")
-        location = Location(
-            lat=_coordinate(form, "Latitude", 90.0),
-            lon=_coordinate(form, "Longitude", 180.0),
-            address=_clean(form.get("Address"), 300),
-            label=_clean(form.get("Label"), 300),
-        )
-    raw_count = (form.get("NumMedia") or "0").strip()
-    if not raw_count.isdigit():
-        raise BadWebhook("NumMedia is not a number")
-    media = []
-    for i in range(min(int(raw_count), MAX_MEDIA)):
-        url = (form.get(f"MediaUrl{i}") or "").strip()
-        if url:
-            content_type = (form.get(f"MediaContentType{i}") or "").split(";")[0].strip().lower()
-            media.append(InboundMedia(url, content_type))
-    payload = _clean(form.get("ButtonPayload"), MAX_PAYLOAD + 1)
-    return WhatsAppInbound(
-        message_sid=sid,
-        chat_id=sender,
-        user_id=user_id,
-        body=form.get("Body") or "",
-        button_payload=payload if payload and len(payload) <= MAX_PAYLOAD else None,
-        button_text=_clean(form.get("ButtonText"), 256),
-        location=location,
-        media=tuple(media),
-        profile_name=_clean(form.get("ProfileName"), 128),
-    )
-
-
-def parse_status(form: Mapping[str, str]) -> DeliveryUpdate:
-    """The delivery update in a verified status callback; raises BadWebhook without a MessageSid."""
-    sid = form.get("MessageSid") or form.get("SmsSid") or ""
-    if not _SID.match(sid):
-        raise BadWebhook("MessageSid is missing or malformed")
-    raw = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
-    code = (form.get("ErrorCode") or "").strip()
-    error = None
-    if code:
-        error = f"twilio {code[:12]}: {(form.get('ErrorMessage') or '').strip()[:500]}".rstrip(": ")
-    return DeliveryUpdate(sid, STATUS_MAP.get(raw), error)
-
-
-def kind_of(content_type: str) -> ContentKind:
-    """What a non-image attachment is, for the flows' "I can read text, locations and photos"."""
-    if content_type.startswith("image/"):
-        return ContentKind.PHOTO
-    if content_type.startswith("audio/"):
-        return ContentKind.VOICE
-    if content_type.startswith(("application/", "text/")):
-        return ContentKind.DOCUMENT
-    return ContentKind.OTHER
-
-
-# --- outbound: our replies → Twilio message parameters ------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """One Twilio message: a free-form body, or a Content API template with its variables."""
-
-    body: str | None = None
-    content_sid: str | None = None
-    content_variables: tuple[tuple[str, str], ...] = ()
-
-    def params(self) -> dict[str, str]:
-        """The message-create parameters (without To/From) in twilio-python's names."""
-        if self.content_sid is not None:
-            variables = json.dumps(dict(self.content_variables), ensure_ascii=False)
-            return {"content_sid": self.content_sid, "content_variables": variables}
-        return {"body": self.body or ""}
-
-
-def map_link(lat: float, lon: float) -> str:
-    """A map link that opens in WhatsApp's browser or the maps app."""
-    return f"https://maps.google.com/?q={lat:.6f},{lon:.6f}"
-
-
-def quick_reply(text: str, buttons: Sequence[Button], templates: Mapping[str, str]) -> OutboundMessage | None:
-    """The reply as a Content API quick reply when ``quick_reply_<n>`` is configured and it fits.
-
-    The template (twilio/quick-reply) has body ``{{1}}`` and, per button i, title ``{{2i}}`` and
-    id ``{{2i+1}}``; WhatsApp allows three in-session buttons of at most 20 characters.
-    """
-    content_sid = templates.get(f"quick_reply_{len(buttons)}")
-    if (
-        content_sid is None
-        or not 1 <= len(buttons) <= QUICK_REPLY_MAX_BUTTONS
-        or not text.strip()
-        or len(text) > QUICK_REPLY_BODY_MAX
-        or any(len(b.title) > QUICK_REPLY_TITLE_MAX or len(b.payload) > QUICK_REPLY_ID_MAX for b in buttons)
-    ):
-        return None
-    variables = [("1", text)]
-    for i, button in enumerate(buttons, start=1):
-        variables += [(str(2 * i), button.title), (str(2 * i + 1), button.payload)]
-    return OutboundMessage(content_sid=content_sid, content_variables=tuple(variables))
-
-
-def render_reply(
-    reply: Reply, *, lang: str, texts: Texts, templates: Mapping[str, str]
-) -> tuple[list[OutboundMessage], tuple[Button, ...]]:
-    """Twilio messages for one reply, and the buttons shown as numbered lines (empty when none were)."""
-    parts = [reply.text.strip()] if reply.text.strip() else []
-    if reply.venue is not None:
-        venue = reply.venue
-        link = map_link(venue.lat, venue.lon)
-        parts.append(
-            texts.render(lang, "whatsapp.venue", title=venue.title, address=venue.address, map_url=link)
-        )
-    if reply.request_location:
-        parts.append(texts.render(lang, "whatsapp.share_location"))
-    text = "\n\n".join(parts)
-    numbered: tuple[Button, ...] = ()
-    if reply.buttons:
-        quick = quick_reply(text, reply.buttons, templates)
-        if quick is not None:
-            return [quick], ()
-        text = "\n\n".join([*([text] if text else []), numbered_options(reply.buttons, lang=lang)])
-        numbered = reply.buttons
-    if not text:
-        return [], ()
-    return [OutboundMessage(body=chunk) for chunk in split_text(text, MAX_BODY_CHARS) if chunk], numbered
-
-
-# --- twilio's client, pointed at twilio.api_base_url and with a timeout ---------------------------
-
-
-class _TwilioRestClient(Client):  # type: ignore[misc]
-    """twilio's Client whose REST host is ``twilio.api_base_url`` (Twilio's own unless configured).
-
-    Every twilio-python request passes through ``Client.get_hostname`` (its edge/region hook), so
-    moving the host there covers every resource without touching twilio's URL building.
-    """
-
-    def __init__(self, api_base_url: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.api_base = urlsplit(api_base_url.rstrip("/"))
-
-    def get_hostname(self, uri: str) -> str:
-        """The URL for ``uri``: Twilio's (edge and region applied) or the same path on the configured host."""
-        uri = super().get_hostname(uri)
-        if self.api_base.netloc == DEFAULT_API_HOST and self.api_base.scheme == "https":
-            return str(uri)
-        parts = urlsplit(uri)
-        path = self.api_base.path + parts.path
-        return urlunsplit((self.api_base.scheme, self.api_base.netloc, path, parts.query, parts.fragment))
-
-
-class _TimedAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
-    """AsyncTwilioHttpClient with a default timeout and basic auth sent as a plain header.
-
-    twilio passes ``timeout=None`` to aiohttp (no limit at all) unless told otherwise, and wraps the
-    credentials in ``aiohttp.BasicAuth``, which aiohttp 3.14 deprecates; the header is the same bytes.
-    """
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (twilio's HttpClient signature)
-        allow_redirects: bool = False,
-    ) -> Any:
-        """One request, bounded by the client's timeout unless the caller gave one."""
-        headers = dict(headers or {})
-        if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {token}"
-        return await super().request(
-            method,
-            url,
-            params=params,
-            data=data,
-            headers=headers,
-            auth=None,
-            timeout=timeout if timeout is not None else self.timeout,
-            allow_redirects=allow_redirects,
-        )
-
-
-# --- the channel --------------------------------------------------------------------------------
 
 
 class WhatsAppChannel:
@@ -468,44 +141,6 @@ class WhatsAppChannel:
                 timeout=self.config.timeout, follow_redirects=True, max_redirects=3
             )
         return self._http
-
-    # --- webhooks ---------------------------------------------------------------------------
-
-    def signed_url(self, request: Request, configured: str | None) -> str:
-        """The URL Twilio signed: the configured public one, else the one the request arrived at."""
-        return configured or str(request.url)
-
-    async def verified_form(self, request: Request, *, signed_url: str) -> ImmutableMultiDict[str, str]:
-        """The form of a request carrying a valid ``X-Twilio-Signature``; 403 otherwise (body not logged)."""
-        signature = request.headers.get("X-Twilio-Signature")
-        client = request.client.host if request.client else "?"
-        if not signature:
-            logger.warning(
-                "whatsapp webhook refused: no X-Twilio-Signature (path=%s from %s)", request.url.path, client
-            )
-            raise HTTPException(403, "Akses ditolak: tanda tangan Twilio tidak ada.")
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/x-www-form-urlencoded":
-            raise HTTPException(415, "Expected application/x-www-form-urlencoded (a Twilio webhook).")
-        body = await request.body()
-        try:
-            pairs = parse_qsl(
-                body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS, errors="strict"
-            )
-        except (UnicodeDecodeError, ValueError):
-            logger.warning(
-                "whatsapp webhook refused: unreadable form (path=%s from %s)", request.url.path, client
-            )
-            raise HTTPException(400, "The form body cannot be read.") from None
-        form = ImmutableMultiDict(pairs)
-        if not self.validator.validate(signed_url, form, signature):
-            logger.warning(
-                "whatsapp webhook refused: invalid X-Twilio-Signature (path=%s from %s)",
-                request.url.path,
-                client,
-            )
-            raise HTTPException(403, "Akses ditolak: tanda tangan Twilio tidak cocok.")
-        return form
 
     def accept(self, inbound: WhatsAppInbound) -> None:
         """Process an acknowledged message in the background, after earlier ones of the same chat."""
@@ -793,52 +428,3 @@ def _status_url_from(webhook_url: str | None) -> str | None:
         return None
     parts = urlsplit(webhook_url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/status"))
-
-
-def twiml_ack() -> Response:
-    """Empty TwiML: "received, no reply here" (replies go out through the REST API)."""
-    return Response(str(MessagingResponse().to_xml()), media_type="text/xml")
-
-
-def _channel_of(rt: RuntimeDep) -> WhatsAppChannel:
-    channel = rt.channels.get(Channel.WHATSAPP)
-    if not isinstance(channel, WhatsAppChannel):
-        raise HTTPException(404, "WhatsApp is not configured on this server.")
-    return channel
-
-
-def whatsapp_router() -> APIRouter:
-    """Twilio's webhooks: inbound messages and message status callbacks."""
-    router = APIRouter(tags=["whatsapp"])
-
-    @router.post("/webhooks/whatsapp")
-    async def inbound(request: Request, rt: RuntimeDep) -> Response:
-        """Verify the signature, acknowledge with empty TwiML, process the message in the background."""
-        channel = _channel_of(rt)
-        form = await channel.verified_form(
-            request, signed_url=channel.signed_url(request, channel.webhook_url)
-        )
-        try:
-            message = parse_inbound(form)
-        except BadWebhook as exc:
-            logger.warning("whatsapp webhook refused: %s", exc)
-            raise HTTPException(400, f"Not a usable WhatsApp message: {exc}.") from None
-        channel.accept(message)
-        return twiml_ack()
-
-    @router.post("/webhooks/whatsapp/status")
-    async def status(request: Request, rt: RuntimeDep) -> Response:
-        """Verify the signature, store the delivery status of an outbox message (unknown SIDs ignored)."""
-        channel = _channel_of(rt)
-        form = await channel.verified_form(
-            request, signed_url=channel.signed_url(request, channel.status_url)
-        )
-        try:
-            update = parse_status(form)
-        except BadWebhook as exc:
-            logger.warning("whatsapp status callback refused: %s", exc)
-            raise HTTPException(400, f"Not a usable status callback: {exc}.") from None
-        await channel.record_status(update)
-        return twiml_ack()
-
-    return router
