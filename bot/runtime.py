@@ -91,3 +91,8 @@ class Runtime:
     def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
         """Run a background task that is kept referenced and cancelled on close."""
         return self.background.spawn(coro, name=name)
+
+    def wake_outbox(self) -> None:
+        """Something was queued: let this process's outbox dispatcher look now (if it leads)."""
+        if self.notifications is not None:
+            self.notifications.wake()

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bot.notifications.changes import BroadcastError, BroadcastProgress, broadcast_progress, queue_broadcast
+from bot.notifications.broadcast import BroadcastError, BroadcastProgress, broadcast_progress, queue_broadcast
 from bot.settings import ConfigError, Settings, load_settings
 from flows.texts import Texts
 from storage.db import Database
@@ -104,7 +104,8 @@ async def _run(
 async def _watch(
     settings: Settings, db: Database, broadcast_id: int, total: int, watch_seconds: float
 ) -> BroadcastProgress:
-    from bot.notifications.scheduler import NotificationScheduler, leadership_for
+    from bot.notifications.leadership import leadership_for
+    from bot.notifications.scheduler import NotificationScheduler
     from bot.wiring import build_runtime, close_runtime, notification_scheduler
 
     leadership = leadership_for(db)

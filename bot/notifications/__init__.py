@@ -1,1 +1,1 @@
-"""bot.notifications."""
+"""What reaches residents without being an answer: change detection, the outbox, announcements, jobs."""

@@ -6,9 +6,6 @@ in the resident's language, queues it (idempotency key ``topic:ref:status:reside
 ``last_status``, and stores the new cursor. A crash before the commit loses nothing (the same changes
 are fetched again from the old cursor); a crash after it repeats nothing (the cursor moved, and the
 idempotency key refuses a second row anyway).
-
-Also here: announcements (:func:`queue_broadcast`, :func:`broadcast_progress`) and what the staff
-console calls for dead letters (:func:`dead_letters`, :func:`requeue`).
 """
 
 from __future__ import annotations
@@ -16,14 +13,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import exists, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.privacy import mask_id
 from flows.messages import Button, Channel, Reply
 from flows.texts import MissingText, Texts
 from integrations.base import (
@@ -37,12 +33,7 @@ from integrations.base import (
 from storage import outbox as outbox_repo
 from storage import repositories as repo
 from storage.db import Database, advisory_xact_lock
-from storage.models import OutboxMessage, Resident, Subscription
-from storage.notify_models import Broadcast
-from storage.outbox import OutboxStatus
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from storage.models import Subscription
 
 logger = logging.getLogger(__name__)
 
@@ -305,211 +296,3 @@ class ChangeDetector:
             if item is not None:
                 found.append(item)
         return found
-
-
-# --- announcements ----------------------------------------------------------------------------
-
-
-class BroadcastError(ValueError):
-    """The announcement cannot be queued as asked (empty or too long text, unknown segment)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastQueued:
-    """A queued announcement: its id and how many residents it goes to."""
-
-    id: int
-    recipients: int
-
-
-@dataclass(frozen=True, slots=True)
-class BroadcastProgress:
-    """Where the delivery of one announcement stands."""
-
-    total: int
-    sent: int = 0
-    skipped: int = 0
-    dead: int = 0
-    waiting: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def done(self) -> int:
-        """Rows that reached a final status."""
-        return self.sent + self.skipped + self.dead
-
-    @property
-    def finished(self) -> bool:
-        """True when every row is final."""
-        return self.done >= self.total
-
-
-async def queue_broadcast(
-    db: Database,
-    texts: Texts,
-    *,
-    text: str,
-    segment: str = "subscribers",
-    language: str | None = None,
-    actor: str,
-    urgent: bool = False,
-    now: datetime | None = None,
-) -> BroadcastQueued:
-    """Queue an announcement through the outbox (the CLI and the staff console's broadcast form).
-
-    ``segment``: ``subscribers`` (residents subscribed to announcements) or ``all`` (everyone who can
-    be reached on a push channel). ``language``: only residents who speak it. Opted-out, erased and
-    unreachable residents are left out; opt-out is checked again when each message is sent.
-
-    Raises:
-        BroadcastError: empty or too long text, unknown segment or language.
-    """
-    text = text.strip()
-    if not text:
-        raise BroadcastError("the announcement text is empty")
-    if len(text) > MAX_BROADCAST_CHARS:
-        raise BroadcastError(f"the announcement is longer than {MAX_BROADCAST_CHARS} characters")
-    if segment not in SEGMENTS:
-        raise BroadcastError(f"unknown segment {segment!r}; use one of {', '.join(SEGMENTS)}")
-    if language is not None and language not in ("id", "en"):
-        raise BroadcastError("language must be id or en")
-    at = now or datetime.now(UTC)
-    async with db.session() as session:
-        broadcast = Broadcast(
-            text=text, segment=segment, language=language, actor=actor[:64], recipients=0, created_at=at
-        )
-        session.add(broadcast)
-        await session.flush()
-        stmt = select(Resident.id, Resident.channel, Resident.external_id, Resident.language).where(
-            Resident.opted_out.is_(False),
-            Resident.erased_at.is_(None),
-            Resident.unreachable.is_(False),
-            Resident.channel.in_(PUSH_CHANNELS),
-        )
-        if language is not None:
-            stmt = stmt.where(Resident.language == language)
-        if segment == "subscribers":
-            stmt = stmt.where(
-                exists().where(
-                    Subscription.resident_id == Resident.id,
-                    Subscription.topic == ANNOUNCEMENTS_TOPIC,
-                    Subscription.active.is_(True),
-                )
-            )
-        residents = (await session.execute(stmt.order_by(Resident.id))).all()
-        notices = {lang: announcement_notice(texts, lang, text) for lang in ("id", "en")}
-        prefix = broadcast_key_prefix(broadcast.id)
-        rows = [
-            {
-                "resident_id": resident_id,
-                "channel": channel,
-                "chat_id": chat_id,
-                "kind": ANNOUNCEMENT,
-                "body": notices.get(lang, notices["id"]).body(broadcast=broadcast.id, segment=segment),
-                "idempotency_key": f"{prefix}{resident_id}",
-                "status": OutboxStatus.PENDING,
-                "urgent": urgent,
-                "attempts": 0,
-                "not_before": at,
-                "created_at": at,
-            }
-            for resident_id, channel, chat_id, lang in residents
-        ]
-        for start in range(0, len(rows), BROADCAST_CHUNK):
-            await session.execute(insert(OutboxMessage), rows[start : start + BROADCAST_CHUNK])
-        broadcast.recipients = len(rows)
-    logger.info(
-        "broadcast %d queued by %s: segment=%s lang=%s recipients=%d",
-        broadcast.id,
-        actor,
-        segment,
-        language or "*",
-        len(rows),
-    )
-    return BroadcastQueued(broadcast.id, len(rows))
-
-
-async def broadcast_progress(db: Database, broadcast_id: int) -> BroadcastProgress:
-    """How far the delivery of a broadcast has come."""
-    async with db.session() as session:
-        broadcast = await session.get(Broadcast, broadcast_id)
-        total = broadcast.recipients if broadcast is not None else 0
-        counts = await outbox_repo.status_counts(session, key_prefix=broadcast_key_prefix(broadcast_id))
-    return BroadcastProgress(
-        total=total,
-        sent=counts.get(OutboxStatus.SENT, 0),
-        skipped=counts.get(OutboxStatus.SKIPPED, 0),
-        dead=counts.get(OutboxStatus.DEAD, 0),
-        waiting=counts.get(OutboxStatus.PENDING, 0) + counts.get(OutboxStatus.SENDING, 0),
-        counts=counts,
-    )
-
-
-# --- dead letters (staff console) ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """An outbox row that gave up, as staff see it (chat id masked)."""
-
-    id: int
-    resident_id: int
-    channel: str
-    chat: str
-    kind: str
-    text: str
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-
-
-async def dead_letters(
-    db: Database, *, limit: int = 50, offset: int = 0, channel: str | None = None
-) -> list[DeadLetter]:
-    """Dead letters for the staff console, newest first."""
-    async with db.session() as session:
-        rows = await outbox_repo.dead_letters(session, limit=limit, offset=offset, channel=channel)
-        return [
-            DeadLetter(
-                id=row.id,
-                resident_id=row.resident_id,
-                channel=row.channel,
-                chat=mask_id(row.chat_id),
-                kind=row.kind,
-                text=str((row.body or {}).get("text", "")),
-                attempts=row.attempts,
-                last_error=row.last_error,
-                created_at=row.created_at,
-            )
-            for row in rows
-        ]
-
-
-async def requeue(db: Database, outbox_id: int, actor: str, *, now: datetime | None = None) -> bool:
-    """Send a dead letter again from scratch; False when ``outbox_id`` is not a dead letter."""
-    at = now or datetime.now(UTC)
-    async with db.session() as session:
-        done = await outbox_repo.requeue(session, outbox_id=outbox_id, now=at, note=f"requeued by {actor}")
-    if done:
-        logger.info("outbox %d requeued by %s", outbox_id, actor)
-    return done
-
-
-async def announce(
-    rt: Runtime,
-    *,
-    text: str,
-    segment: str = "subscribers",
-    language: str | None = None,
-    actor: str,
-    urgent: bool = False,
-    now: datetime | None = None,
-) -> BroadcastQueued:
-    """The staff console's broadcast form: queue the announcement (due ``now``, the console's clock)
-    and wake this process's dispatcher."""
-    queued = await queue_broadcast(
-        rt.db, rt.texts, text=text, segment=segment, language=language, actor=actor, urgent=urgent, now=now
-    )
-    if rt.notifications is not None:
-        rt.notifications.wake()
-    return queued

@@ -537,8 +537,8 @@ class ComplaintWork:
                     ip=ip,
                     now=self.desk.now(),
                 )
-        if queued and self.rt.notifications is not None:
-            self.rt.notifications.wake()
+        if queued:
+            self.rt.wake_outbox()
         logger.info(
             "complaint %s -> %s by %s (%d notified)",
             complaint.ticket,

@@ -15,7 +15,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.notifications import changes as notify
+from bot.notifications import broadcast, changes
+from bot.notifications import dead_letters as dead_letter_queue
 from bot.runtime import Runtime
 from bot.staff.auth import Principal
 from bot.staff.handoffs import StaffActionError, StaffDesk
@@ -72,7 +73,7 @@ class BroadcastLine:
     language: str | None
     actor: str
     created_at: datetime
-    progress: notify.BroadcastProgress
+    progress: broadcast.BroadcastProgress
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for the API."""
@@ -93,7 +94,7 @@ class BroadcastLine:
         }
 
 
-def dead_letter_dict(letter: notify.DeadLetter) -> dict[str, Any]:
+def dead_letter_dict(letter: dead_letter_queue.DeadLetter) -> dict[str, Any]:
     """JSON of a dead letter (chat id masked)."""
     return {
         "id": letter.id,
@@ -118,9 +119,9 @@ class Operations:
 
     async def dead_letters(
         self, *, page: int = 1, channel: str | None = None
-    ) -> tuple[list[notify.DeadLetter], int]:
+    ) -> tuple[list[dead_letter_queue.DeadLetter], int]:
         """One page of dead letters (newest first) and how many there are in all."""
-        letters = await notify.dead_letters(
+        letters = await dead_letter_queue.dead_letters(
             self.rt.db, limit=DEAD_PAGE, offset=(max(1, page) - 1) * DEAD_PAGE, channel=channel or None
         )
         async with self.rt.db.session() as session:
@@ -129,11 +130,12 @@ class Operations:
 
     async def requeue(self, outbox_id: int, principal: Principal, *, ip: str | None = None) -> None:
         """Send a dead letter again from scratch and wake the dispatcher."""
-        if not await notify.requeue(self.rt.db, outbox_id, principal.username, now=self.desk.now()):
+        if not await dead_letter_queue.requeue(
+            self.rt.db, outbox_id, principal.username, now=self.desk.now()
+        ):
             raise StaffActionError("Pesan ini tidak (lagi) ada di daftar gagal kirim.", 404)
         await self._audit(principal, "outbox.requeue", f"outbox:{outbox_id}", {}, ip=ip)
-        if self.rt.notifications is not None:
-            self.rt.notifications.wake()
+        self.rt.wake_outbox()
 
     # -- demo permits ----------------------------------------------------------------------------
 
@@ -169,12 +171,12 @@ class Operations:
                     permit = await backend.advance(number.strip().upper(), None)
                 except BackendRejected as exc:
                     raise StaffActionError(f"Izin {number} tidak bisa dimajukan: {exc}", 409) from None
-                queued = await notify.queue_change(
+                queued = await changes.queue_change(
                     session,
-                    topic=notify.PERMIT_TOPIC,
+                    topic=changes.PERMIT_TOPIC,
                     ref=permit.number,
                     status=permit.stage.value,
-                    render=lambda lang: notify.permit_notice(texts, lang, permit),
+                    render=lambda lang: changes.permit_notice(texts, lang, permit),
                     at=self.desk.now(),
                 )
                 await staff_repo.add_audit(
@@ -187,8 +189,8 @@ class Operations:
                     ip=ip,
                     now=self.desk.now(),
                 )
-        if queued and self.rt.notifications is not None:
-            self.rt.notifications.wake()
+        if queued:
+            self.rt.wake_outbox()
         logger.info(
             "demo permit %s -> %s by %s (%d notified)",
             permit.number,
@@ -214,11 +216,13 @@ class Operations:
         language: str | None,
         urgent: bool = False,
         ip: str | None = None,
-    ) -> notify.BroadcastQueued:
+    ) -> broadcast.BroadcastQueued:
         """Queue an announcement (admins; checked by the caller) and write the audit line."""
         try:
-            queued = await notify.announce(
-                self.rt,
+            queued = await broadcast.announce(
+                self.rt.db,
+                self.rt.texts,
+                wake=self.rt.wake_outbox,
                 text=text,
                 segment=segment,
                 language=language or None,
@@ -226,7 +230,7 @@ class Operations:
                 urgent=urgent,
                 now=self.desk.now(),
             )
-        except notify.BroadcastError as exc:
+        except broadcast.BroadcastError as exc:
             raise StaffActionError(_broadcast_error(exc, text), 422) from None
         await self._audit(
             principal,
@@ -268,7 +272,7 @@ class Operations:
             language=row.language,
             actor=row.actor,
             created_at=row.created_at,
-            progress=await notify.broadcast_progress(self.rt.db, row.id),
+            progress=await broadcast.broadcast_progress(self.rt.db, row.id),
         )
 
     async def _audit(
@@ -287,9 +291,9 @@ class Operations:
             )
 
 
-def _broadcast_error(exc: notify.BroadcastError, text: str) -> str:
+def _broadcast_error(exc: broadcast.BroadcastError, text: str) -> str:
     if not text.strip():
         return "Tulis isi pengumuman."
-    if len(text.strip()) > notify.MAX_BROADCAST_CHARS:
-        return f"Pengumuman terlalu panjang (paling banyak {notify.MAX_BROADCAST_CHARS} karakter)."
+    if len(text.strip()) > changes.MAX_BROADCAST_CHARS:
+        return f"Pengumuman terlalu panjang (paling banyak {changes.MAX_BROADCAST_CHARS} karakter)."
     return f"Pengumuman tidak bisa dikirim: {exc}"

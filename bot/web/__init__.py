@@ -1,4 +1,5 @@
-"""Server-rendered resident pages (web chat, booth screen): templates and static files."""
+"""The HTTP edge shared by every page: middleware and errors (http), the runtime dependency (deps), the
+resident pages' templates and static files."""
 
 from __future__ import annotations
 

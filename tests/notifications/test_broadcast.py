@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.notifications.changes import BroadcastError, announcement_notice, broadcast_progress, queue_broadcast
+from bot.notifications.broadcast import BroadcastError, broadcast_progress, queue_broadcast
+from bot.notifications.changes import announcement_notice
 from bot.settings import Settings
 from storage import repositories as repo
 from storage.db import Database

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.notifications.changes import dead_letters, requeue
+from bot.notifications.dead_letters import dead_letters, requeue
 from bot.privacy import mask_id
 from storage import outbox as outbox_repo
 from storage import repositories as repo

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.notifications.scheduler import build_scheduler, leadership_for, sync_url
+from bot.notifications.leadership import leadership_for
+from bot.notifications.scheduler import build_scheduler, sync_url
 from bot.settings import Settings
 from bot.wiring import build_runtime, close_runtime, start_runtime
 from storage.db import Database
