@@ -16,8 +16,9 @@ from pydantic import BaseModel, Field
 
 from bot.booth.screen import booth_router
 from bot.channels.webchat import PHOTO_PATH, webchat_router
+from bot.logs import configure_logging, secret_values
 from bot.runtime import Runtime
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from bot.staff.routes import install_staff
 from bot.web import STATIC_DIR
 from bot.web.deps import RuntimeDep
@@ -110,9 +111,6 @@ def create_app_from_env() -> FastAPI:
     ``pontibot run --workers N`` passes its options to each worker through the environment; every
     worker builds its own runtime in the lifespan (PostgreSQL coordinates them, DESIGN 8).
     """
-    from bot.logs import configure_logging, secret_values
-    from bot.settings import load_settings
-
     settings = load_settings()
     configure_logging(settings.log_level, secrets=secret_values(settings))
     return create_app(settings)

@@ -19,10 +19,8 @@ from bot.tasks import BackgroundTasks
 from flows.engine import FlowEngine
 from flows.messages import Channel
 from flows.texts import Texts
-from integrations.base import ComplaintBackend, PermitBackend
-from integrations.demo_permits import DemoPermitBackend
+from integrations.base import ComplaintBackend, ComplaintWorkbench, DemoPermits, PermitBackend
 from integrations.desk import StoringComplaintDesk
-from integrations.local_complaints import LocalComplaintBackend
 from nlu.result import NluParser
 from storage.db import Database
 
@@ -56,8 +54,8 @@ class Backends:
     permits: PermitBackend
     complaints: StoringComplaintDesk
     complaint_backend: ComplaintBackend
-    demo_permits: DemoPermitBackend | None = None
-    local_complaints: LocalComplaintBackend | None = None
+    demo_permits: DemoPermits | None = None
+    local_complaints: ComplaintWorkbench | None = None
 
     async def prepare(self) -> None:
         """Make the back ends ready to serve: seed the demo permits when their table is empty."""

@@ -33,6 +33,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from bot.staff.hours import StaffHours
+from integrations.base import PermitStage
 
 DEFAULT_CONFIG = Path("config.yml")
 ENV_PREFIX = "PONTIBOT_"
@@ -167,8 +168,6 @@ class PermitHttpSettings(_Section):
     @field_validator("statuses")
     @classmethod
     def _known_stages(cls, value: dict[str, str]) -> dict[str, str]:
-        from integrations.base import PermitStage
-
         unknown = sorted(v for v in value.values() if v not in set(PermitStage))
         if unknown:
             raise ValueError(f"unknown stages {unknown}; use {', '.join(PermitStage)}")

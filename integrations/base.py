@@ -15,11 +15,13 @@ is still ``pending`` (then a job files it later and the resident is told the tic
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar, runtime_checkable
+
+from integrations.sla import ServiceLevels
 
 T = TypeVar("T")
 
@@ -203,6 +205,91 @@ class ComplaintBackend(Protocol):
 
     async def changes_since(self, cursor: str | None) -> Changes[Complaint]:
         """Complaints whose status changed after ``cursor``."""
+        ...
+
+
+# Where a complaint may go from each status (resolved and rejected are final).
+TRANSITIONS: Mapping[ComplaintStatus, frozenset[ComplaintStatus]] = {
+    ComplaintStatus.OPEN: frozenset({ComplaintStatus.VERIFIED, ComplaintStatus.REJECTED}),
+    ComplaintStatus.VERIFIED: frozenset({ComplaintStatus.FORWARDED, ComplaintStatus.REJECTED}),
+    ComplaintStatus.FORWARDED: frozenset({ComplaintStatus.IN_PROGRESS, ComplaintStatus.REJECTED}),
+    ComplaintStatus.IN_PROGRESS: frozenset({ComplaintStatus.RESOLVED, ComplaintStatus.REJECTED}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """One step in a complaint's history."""
+
+    from_status: ComplaintStatus | None
+    to_status: ComplaintStatus
+    note: str | None
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ComplaintPage:
+    """One page of a search, and how many complaints match in all."""
+
+    items: Sequence[Complaint]
+    total: int
+
+
+class ComplaintWorkbench(ComplaintBackend, Protocol):
+    """A complaint back end the staff console works: search, history, status changes (ours, ``local``)."""
+
+    levels: ServiceLevels
+
+    async def transition(
+        self,
+        ticket: str,
+        to: ComplaintStatus | str,
+        *,
+        note: str,
+        actor: str,
+        agency: str | None = None,
+    ) -> Complaint:
+        """Move a complaint on (``forwarded`` sets the responsible office); InvalidTransition otherwise."""
+        ...
+
+    async def history(self, ticket: str) -> Sequence[StatusChange]:
+        """The complaint's status changes, oldest first."""
+        ...
+
+    async def search(
+        self,
+        *,
+        status: ComplaintStatus | str | Sequence[ComplaintStatus | str] | None = None,
+        category: str | None = None,
+        agency: str | None = None,
+        kelurahan_code: str | None = None,
+        text: str | None = None,
+        overdue: bool | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> ComplaintPage:
+        """Complaints matching every given filter, newest first, with the total count."""
+        ...
+
+
+class DemoPermits(PermitBackend, Protocol):
+    """The demo licensing system (booth, CLI, staff console): list, advance and reseed applications."""
+
+    async def seed(self, *, replace: bool = False) -> int:
+        """Load the seed applications (all of them again with ``replace``); returns how many."""
+        ...
+
+    async def all(self) -> Sequence[Permit]:
+        """Every application, by number."""
+        ...
+
+    async def advance(
+        self, number: str, to: PermitStage | str | None = None, *, note: str | None = None
+    ) -> Permit:
+        """Move an application to ``to`` (default: its next stage); BackendRejected when it cannot."""
         ...
 
 

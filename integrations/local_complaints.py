@@ -8,19 +8,21 @@ which is also what ``changes_since`` reads. Tickets are ``ADU-YYYY-NNNNNN`` from
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select
 
 from integrations.base import (
+    TRANSITIONS,
     BackendRejected,
     Changes,
     Complaint,
+    ComplaintPage,
     ComplaintReport,
     ComplaintStatus,
     InvalidTransition,
+    StatusChange,
 )
 from integrations.complaint_store import (
     by_local_ref,
@@ -39,32 +41,6 @@ logger = logging.getLogger(__name__)
 
 BACKEND = "local"
 S = ComplaintStatus
-# Where a complaint may go from each status (resolved and rejected are final).
-TRANSITIONS: Mapping[ComplaintStatus, frozenset[ComplaintStatus]] = {
-    S.OPEN: frozenset({S.VERIFIED, S.REJECTED}),
-    S.VERIFIED: frozenset({S.FORWARDED, S.REJECTED}),
-    S.FORWARDED: frozenset({S.IN_PROGRESS, S.REJECTED}),
-    S.IN_PROGRESS: frozenset({S.RESOLVED, S.REJECTED}),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class StatusChange:
-    """One step in a complaint's history."""
-
-    from_status: ComplaintStatus | None
-    to_status: ComplaintStatus
-    note: str | None
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ComplaintPage:
-    """One page of a search, and how many complaints match in all."""
-
-    items: Sequence[Complaint]
-    total: int
 
 
 class LocalComplaintBackend:

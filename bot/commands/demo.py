@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.settings import ConfigError, Settings, load_settings
-from integrations.base import IntegrationError, Permit, PermitStage
-from integrations.demo_permits import DemoPermitBackend, next_stage
+from bot.wiring.backends import demo_permit_backend
+from integrations.base import DemoPermits, IntegrationError, Permit, PermitStage
+from integrations.permit_stages import next_stage
 from storage.db import Database
 from storage.migrate import schema_is_current
 
@@ -47,16 +48,16 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
     return settings
 
 
-def _with_demo(settings: Settings, work: Callable[[DemoPermitBackend], Awaitable[T]]) -> T:
+def _with_demo(settings: Settings, work: Callable[[DemoPermits, Database], Awaitable[T]]) -> T:
     async def run() -> T:
         db = Database(settings.database_url)
         try:
             if not await schema_is_current(db.engine):
                 _err.print("[red]the database schema is not up to date: run `pontibot db upgrade`[/red]")
                 raise typer.Exit(1)
-            backend = DemoPermitBackend(db, seed_path=settings.permits.demo_seed)
+            backend = demo_permit_backend(settings, db)
             await backend.seed()
-            return await work(backend)
+            return await work(backend, db)
         finally:
             await db.dispose()
 
@@ -85,7 +86,7 @@ def permits(
 ) -> None:
     """List the demo permit applications (numbers to try at the booth)."""
     settings = _settings(config)
-    listed = _with_demo(settings, lambda backend: backend.all())
+    listed = _with_demo(settings, lambda backend, _db: backend.all())
     if as_json:
         typer.echo(json.dumps([permit_json(p) for p in listed], ensure_ascii=False, indent=2))
         return
@@ -117,7 +118,7 @@ def advance(
     """Move a demo permit to its next stage (or --to STAGE); its subscribers get notified."""
     settings = _settings(config)
 
-    async def move(backend: DemoPermitBackend) -> tuple[Permit | None, Permit]:
+    async def move(backend: DemoPermits, _db: Database) -> tuple[Permit | None, Permit]:
         before = await backend.get(number)
         return before, await backend.advance(number, to, note=note)
 
@@ -207,7 +208,7 @@ def poster(
         _err.print("no WhatsApp QR: set twilio.whatsapp_from")
     web = booth_webchat_url(settings)
     links.append(PosterLink(texts.render(lang, "booth.qr_webchat"), web))
-    numbers = [p.number for p in _with_demo(settings, lambda backend: backend.all())]
+    numbers = [p.number for p in _with_demo(settings, lambda backend, _db: backend.all())]
     try:
         image = render_poster(links, texts=texts, permits=numbers[:6], lang=lang)
         written = save_poster(image, out)
@@ -224,8 +225,8 @@ def reset(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
 
-    async def work(backend: DemoPermitBackend) -> tuple[int, int]:
-        sessions = await clear_demo_sessions(backend.db)
+    async def work(backend: DemoPermits, db: Database) -> tuple[int, int]:
+        sessions = await clear_demo_sessions(db)
         permits = await backend.seed(replace=True)
         return sessions, permits
 

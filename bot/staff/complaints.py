@@ -31,13 +31,14 @@ from bot.runtime import Runtime
 from bot.staff.auth import Principal
 from bot.staff.handoffs import StaffActionError, StaffDesk
 from integrations.base import (
+    TRANSITIONS,
     BackendRejected,
     Complaint,
     ComplaintStatus,
+    ComplaintWorkbench,
     InvalidTransition,
     resident_id_of,
 )
-from integrations.local_complaints import TRANSITIONS, LocalComplaintBackend
 from integrations.sla import DEFAULT_AGENCIES
 from integrations.units import joined
 from nlu.entities import load_locations
@@ -318,7 +319,7 @@ class ComplaintWork:
         """True when complaints live in our database (else in Open311)."""
         return self.rt.backends.local_complaints is not None
 
-    def _backend(self) -> LocalComplaintBackend:
+    def _backend(self) -> ComplaintWorkbench:
         backend = self.rt.backends.local_complaints
         if backend is None:
             raise StaffActionError("Pengaduan dikelola di sistem Open311; ubah statusnya di sana.", 409)

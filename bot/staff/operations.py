@@ -20,8 +20,8 @@ from bot.notifications import dead_letters as dead_letter_queue
 from bot.runtime import Runtime
 from bot.staff.auth import Principal
 from bot.staff.handoffs import StaffActionError, StaffDesk
-from integrations.base import BackendRejected, Permit
-from integrations.demo_permits import DemoPermitBackend, next_stage
+from integrations.base import BackendRejected, DemoPermits, Permit
+from integrations.permit_stages import next_stage
 from integrations.units import joined
 from storage import outbox as outbox_repo
 from storage import staff_repository as staff_repo
@@ -140,7 +140,7 @@ class Operations:
     # -- demo permits ----------------------------------------------------------------------------
 
     @property
-    def demo(self) -> DemoPermitBackend | None:
+    def demo(self) -> DemoPermits | None:
         """The demo permit back end, when ``permits.backend`` is demo."""
         return self.rt.backends.demo_permits
 
@@ -200,7 +200,7 @@ class Operations:
         )
         return permit, queued
 
-    def _demo(self) -> DemoPermitBackend:
+    def _demo(self) -> DemoPermits:
         if self.demo is None:
             raise StaffActionError("Izin demo hanya tersedia bila permits.backend: demo.", 409)
         return self.demo

@@ -79,12 +79,19 @@ class NotConfigured:
         raise self._fail()
 
 
+def demo_permit_backend(
+    settings: Settings, db: Database, *, clock: Callable[[], datetime] | None = None
+) -> DemoPermitBackend:
+    """The demo licensing system in our database (``permits.demo_seed`` for its seed)."""
+    return DemoPermitBackend(db, seed_path=settings.permits.demo_seed, clock=clock)
+
+
 def build_permits(
     settings: Settings, db: Database, *, clock: Callable[[], datetime] | None = None
 ) -> PermitBackend:
     """The permit back end chosen by ``permits.backend``."""
     if settings.permits.backend == "demo":
-        return DemoPermitBackend(db, seed_path=settings.permits.demo_seed, clock=clock)
+        return demo_permit_backend(settings, db, clock=clock)
     http = settings.permits.http
     if not http.base_url:
         raise BackendConfigError(

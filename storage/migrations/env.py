@@ -1,4 +1,8 @@
-"""Alembic environment: async engine, URL from the caller (pontibot db upgrade) or DATABASE_URL/config.yml."""
+"""Alembic environment: async engine; the URL comes from the caller (``pontibot db upgrade`` reads
+config.yml and the environment) or, for plain ``alembic``, from ``DATABASE_URL``.
+
+It imports nothing above ``storage``: settings are the caller's business.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,9 @@ def _url() -> str:
         return url
     if os.environ.get("DATABASE_URL"):
         return os.environ["DATABASE_URL"]
-    from bot.settings import load_settings
-
-    return load_settings().database_url
+    raise SystemExit(
+        "no database URL: run `pontibot db upgrade` (it reads config.yml), or set DATABASE_URL for alembic"
+    )
 
 
 def _run(connection: Connection) -> None:
