@@ -37,12 +37,13 @@ test: venv
 test-pg: venv
 	PONTIBOT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -m db
 
-## lint: ruff, mypy (strict on the five packages), import-linter contracts
+## lint: ruff, mypy (strict on the five packages), import-linter contracts, no import circles
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/import_cycles.py
 
 format: venv
 	$(BIN)/ruff format .

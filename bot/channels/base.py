@@ -45,6 +45,25 @@ class SendFailed(ChannelError):
         self.permanent = permanent
 
 
+class SendLimits(Protocol):
+    """A channel's send budget (token buckets shared by replies and notifications)."""
+
+    per_key_rate: float | None
+
+    @property
+    def global_rate(self) -> float:
+        """Sends per second for the whole channel."""
+        ...
+
+    def ready_in(self, key: str) -> float:
+        """Seconds until a send to ``key`` fits both budgets (0 when it fits now)."""
+        ...
+
+    def pause(self, seconds: float, key: str | None = None) -> None:
+        """Hold sends (of the channel, or of ``key``) for ``seconds``."""
+        ...
+
+
 class ChannelSender(Protocol):
     """Sends to one chat on a platform (direct replies, notifications, staff replies)."""
 
@@ -52,6 +71,11 @@ class ChannelSender(Protocol):
     # The delivery status a successful send records: "sent" where the platform reports nothing later
     # (Telegram), None where status callbacks will tell (WhatsApp).
     sent_status: str | None
+
+    @property
+    def limiter(self) -> SendLimits:
+        """The channel's send budget, shared by replies and notifications."""
+        ...
 
     async def send(self, chat_id: str, replies: Sequence[Reply]) -> list[str]:
         """Deliver ``replies`` in order; returns the provider's message ids."""

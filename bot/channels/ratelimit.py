@@ -71,6 +71,11 @@ class RateLimiter:
         for key in full:
             del self._keys[key]
 
+    @property
+    def global_rate(self) -> float:
+        """Sends per second for the whole channel."""
+        return self.global_bucket.rate
+
     def ready_in(self, key: str) -> float:
         """Seconds until a send to ``key`` may go (without taking anything)."""
         bucket = self._bucket(key)

@@ -405,7 +405,7 @@ class OutboxDispatcher:
     def _pacer(self, channel: str, sender: ChannelSender) -> Pacer:
         pacer = self._pacers.get(channel)
         if pacer is None:
-            pacer = self._pacers[channel] = Pacer(getattr(sender, "limiter", None))
+            pacer = self._pacers[channel] = Pacer(sender.limiter)
         return pacer
 
     async def _record(self, claim: Claim, outcome: Outcome) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.channels.ratelimit import RateLimiter
+from bot.channels.base import SendLimits
 from bot.settings import NotificationsSettings
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class SendWindow:
 class Pacer:
     """Paces one channel's outbox sends: its token buckets (shared with direct replies) and send windows.
 
-    The channel's own :class:`~bot.channels.ratelimit.RateLimiter` is consulted (not consumed: the
+    The channel's own limiter (:class:`~bot.channels.base.SendLimits`) is consulted (not consumed: the
     channel's send takes the token) so replies and notifications share one budget; the windows add
     what a token bucket cannot promise on the platform's side (no window above the limit however the
     latency varies).
@@ -102,9 +102,9 @@ class Pacer:
     every send, and at 30 messages a second that is several percent.
     """
 
-    def __init__(self, limiter: RateLimiter | None) -> None:
+    def __init__(self, limiter: SendLimits | None) -> None:
         self.limiter = limiter
-        self.global_window = SendWindow(limiter.global_bucket.rate) if limiter is not None else None
+        self.global_window = SendWindow(limiter.global_rate) if limiter is not None else None
         self.per_chat_rate = limiter.per_key_rate if limiter is not None else None
         self.chat_windows: dict[str, SendWindow] = {}
         self.turn = asyncio.Lock()
