@@ -20,15 +20,27 @@ way the resident is subscribed to the complaint's updates and it becomes ``last_
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
+from flows.complaint_text import (
+    CITY_BOUNDS,
+    SEND_WORDS,
+    SKIP_WORDS,
+    WORD,
+    address_around_place,
+    clean_text,
+    describe_location,
+    describes_problem,
+    long_enough,
+    looks_like_address,
+    names_outside,
+    place_code,
+    places,
+)
 from flows.engine import Flow, FlowContext, Step, apply_slots
 from flows.messages import Button, IncomingMessage, Reply
 from flows.permit_status import format_date
@@ -41,7 +53,7 @@ from integrations.base import (
 )
 from integrations.geo import haversine_m
 from integrations.sla import is_working_day
-from nlu.entities import COMPLAINT_CATEGORIES, load_locations, resolve_location
+from nlu.entities import COMPLAINT_CATEGORIES
 from nlu.result import ParseResult
 from storage import repositories as repo
 
@@ -75,42 +87,14 @@ class Choice(StrEnum):
     EDIT_PHOTO = "edit_photo"
 
 
-@dataclass(frozen=True, slots=True)
-class CityBounds:
-    """A latitude/longitude box around Kota Pontianak."""
-
-    min_lat: float
-    max_lat: float
-    min_lon: float
-    max_lon: float
-
-    def contains(self, lat: float, lon: float) -> bool:
-        """True when the point lies inside the box."""
-        return self.min_lat <= lat <= self.max_lat and self.min_lon <= lon <= self.max_lon
-
-
-# Kota Pontianak spans 0°02'24" N to 0°05'37" S and 109°16'25" E to 109°23'01" E (RPJMD Kota
-# Pontianak, "Kondisi Fisik Dasar"; the same extents in BPS "Kota Pontianak Dalam Angka"), i.e.
-# lat +0.0400..-0.0936, lon 109.2736..109.3836; the box adds ~330 m (0.003°) for GPS error. It is
-# NOT -0.10..0.00: Pontianak Utara lies partly north of the equator (Tugu Khatulistiwa at lat 0.000,
-# Batu Layang, Siantan Hulu). Our kelurahan data (nlu/data/pontianak_wilayah.csv) has codes and
-# names but no coordinates, so this is a box, not the boundary polygon: near its edges it also
-# admits some land of Kubu Raya and Mempawah (staff see the pin). Every office coordinate in
-# flows/knowledge/offices.yml lies inside (tests/flows/test_complaint.py checks).
-CITY_BOUNDS = CityBounds(min_lat=-0.0966, max_lat=0.0430, min_lon=109.2706, max_lon=109.3866)
-
 INTENT = "file_complaint"
 STATUS_INTENT = "complaint_status"
 STAFF_PAYLOAD = "/talk_to_staff"
 CHOICE_ENTITY = "choice"
-KANTOR_CAMAT = "kantor_camat_pontianak_"
 MAX_PHOTOS = 3
 MAX_MISSES = 2
 CLEAR_CONFIDENCE = 0.6  # a typed yes/no files or supports a complaint only when the NLU is this sure
 DEFAULT_DUPLICATE_RADIUS_M = 200.0
-MIN_DESCRIPTION_WORDS = 3
-MIN_DESCRIPTION_CHARS = 12
-MAX_DESCRIPTION_CHARS = 1000
 LAST_TICKET = "last_ticket"
 
 CATEGORY = "complaint.category"
@@ -128,51 +112,6 @@ DECLINED = "complaint.declined"
 DRAFT_SLOTS = (CATEGORY, DESCRIPTION, LAT, LON, ADDRESS, KELURAHAN, MEDIA, PHOTO_DONE, REF, MISSES)
 ALL_SLOTS = (*DRAFT_SLOTS, DUPLICATE, DECLINED)
 LOCATION_SLOTS = (LAT, LON, ADDRESS, KELURAHAN)
-
-_WORD = re.compile(r"[^\W_]+")
-
-
-def _words(text: str) -> frozenset[str]:
-    """A word list written as one string (easier to read and extend than a literal of quoted words)."""
-    return frozenset(text.split())
-
-
-# Words that say "I want to report" without saying what is wrong: a first message made only of
-# these (and a category) is not a description yet.
-FILLER_WORDS = _words(
-    "saya aku sy gw gue kami kamek mau ingin pengen pingin nak lapor melapor laporkan melaporkan "
-    "laporan pengaduan aduan mengadu adukan komplain keluhan tolong mohon min admin kak pak bu bang "
-    "ada nih dong ya yg yang buat bikin membuat ini itu i want to report a an complaint about there "
-    "is please file"
-)
-SKIP_WORDS = frozenset(
-    {"lewati", "lewat", "skip", "tidak ada", "gak ada", "ga ada", "nggak ada", "ndak ada", "tidak", "no"}
-)
-SEND_WORDS = frozenset({"kirim", "kirimkan", "send", "ok kirim", "sudah benar", "benar"})
-# A typed place that is not a kelurahan may still be an address: these words say it is one.
-ADDRESS_WORDS = _words(
-    "jl jln jalan gg gang komplek komp kompleks perumahan perum depan dekat samping belakang seberang "
-    "simpang persimpangan parit rt rw no nomor blok street road near"
-)
-# Words around a place name that do not make it an address ("di kelurahan Sungai Jawi").
-PLACE_PREFIXES = _words("di ke daerah wilayah sekitar kel kelurahan kec kecamatan desa kota pontianak in at")
-# Neighbouring regencies and other towns residents name: refused politely as outside the city.
-OUTSIDE_PLACES = (
-    "kubu raya",
-    "mempawah",
-    "sungai raya",
-    "ambawang",
-    "sungai kakap",
-    "rasau jaya",
-    "landak",
-    "singkawang",
-    "sambas",
-    "sanggau",
-    "sintang",
-    "ketapang",
-    "jakarta",
-    "kuching",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +168,7 @@ async def on_start(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> 
     if category is not None:
         changes[CATEGORY] = category
     if not msg.payload and msg.text and describes_problem(msg.text):
-        changes[DESCRIPTION] = _clean(msg.text)
+        changes[DESCRIPTION] = clean_text(msg.text)
     changes.update(_photo_changes(ctx, msg))
     return _advance(ctx, changes)
 
@@ -241,10 +180,10 @@ async def on_ask_category(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResu
     if category is not None:
         changes[CATEGORY] = category
         if not ctx.slots.get(DESCRIPTION) and msg.text and not msg.payload and describes_problem(msg.text):
-            changes[DESCRIPTION] = _clean(msg.text)
+            changes[DESCRIPTION] = clean_text(msg.text)
         return _advance(ctx, changes)
     if msg.text and not msg.payload and describes_problem(msg.text) and not ctx.slots.get(DESCRIPTION):
-        changes[DESCRIPTION] = _clean(msg.text)
+        changes[DESCRIPTION] = clean_text(msg.text)
     return _miss(
         ctx, changes, ComplaintState.ASK_CATEGORY, [_category_reply(ctx, "complaints.ask_category_again")]
     )
@@ -254,8 +193,8 @@ async def on_ask_description(ctx: FlowContext, msg: IncomingMessage, nlu: ParseR
     """Stores the description when it says enough; a photo is kept and the description asked again."""
     changes = _photo_changes(ctx, msg)
     text = (msg.text or "").strip()
-    if text and not msg.payload and _long_enough(text):
-        changes[DESCRIPTION] = _clean(text)
+    if text and not msg.payload and long_enough(text):
+        changes[DESCRIPTION] = clean_text(text)
         return _advance(ctx, changes)
     lead = [ctx.reply("complaints.photo_received")] if changes else []
     if changes and not text:
@@ -271,14 +210,14 @@ async def on_ask_location(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResu
     if msg.location is not None:
         return await _pin(ctx, msg, changes)
     text = (msg.text or "").strip()
-    code = _place_code(nlu, text)
+    code = place_code(nlu, text)
     if code is not None:
-        changes.update({LAT: None, LON: None, ADDRESS: _address_around_place(nlu, text), KELURAHAN: code})
+        changes.update({LAT: None, LON: None, ADDRESS: address_around_place(nlu, text), KELURAHAN: code})
         return _advance(ctx, changes)
-    if text and _names_outside(text):
+    if text and names_outside(text):
         return _outside(ctx, changes, ComplaintState.ASK_LOCATION)
-    if text and _looks_like_address(text):
-        changes.update({LAT: None, LON: None, ADDRESS: _clean(text), KELURAHAN: None})
+    if text and looks_like_address(text):
+        changes.update({LAT: None, LON: None, ADDRESS: clean_text(text), KELURAHAN: None})
         return _advance(ctx, changes)
     if changes and not text:
         return _advance(ctx, changes, lead=[ctx.reply("complaints.photo_received")])
@@ -293,11 +232,11 @@ async def on_ask_kelurahan(ctx: FlowContext, msg: IncomingMessage, nlu: ParseRes
     if msg.location is not None:
         return await _pin(ctx, msg, changes)
     text = (msg.text or "").strip()
-    code = _place_code(nlu, text)
+    code = place_code(nlu, text)
     if code is not None:
         changes[KELURAHAN] = code
         return _advance(ctx, changes)
-    if text and _names_outside(text):
+    if text and names_outside(text):
         return _outside(ctx, changes, ComplaintState.ASK_KELURAHAN)
     if changes and not text:
         return _advance(ctx, changes, lead=[ctx.reply("complaints.photo_received")])
@@ -623,7 +562,7 @@ def _location_reply(ctx: FlowContext, key: str) -> Reply:
 def _ask_kelurahan(ctx: FlowContext) -> list[Reply]:
     buttons = tuple(
         Button(place.name, f'/{INTENT}{{"location": "{place.code}"}}')
-        for place in _places().values()
+        for place in places().values()
         if place.level == "kecamatan"
     )
     address = _str(ctx.slots.get(ADDRESS)) or ""
@@ -664,20 +603,6 @@ def _outside(ctx: FlowContext, changes: Mapping[str, Any], state: ComplaintState
 # -- understanding answers ------------------------------------------------------------------------
 
 
-def describes_problem(text: str) -> bool:
-    """True when a first message already says what is wrong (beyond "mau lapor" and a category word)."""
-    words = [w for w in _WORD.findall(text.casefold()) if w not in FILLER_WORDS]
-    return len(words) >= MIN_DESCRIPTION_WORDS
-
-
-def _long_enough(text: str) -> bool:
-    return len(_WORD.findall(text)) >= MIN_DESCRIPTION_WORDS and len(text) >= MIN_DESCRIPTION_CHARS
-
-
-def _clean(text: str) -> str:
-    return " ".join(text.split())[:MAX_DESCRIPTION_CHARS]
-
-
 def _category_in(nlu: ParseResult) -> str | None:
     category = nlu.entity("complaint_category")
     return category if category in COMPLAINT_CATEGORIES else None
@@ -698,51 +623,8 @@ def _choice_payload(choice: Choice) -> str:
 
 
 def _said(msg: IncomingMessage, words: frozenset[str]) -> bool:
-    text = " ".join(_WORD.findall((msg.text or "").casefold()))
+    text = " ".join(WORD.findall((msg.text or "").casefold()))
     return bool(text) and text in words
-
-
-def _place_code(nlu: ParseResult, text: str) -> str | None:
-    """The Kemendagri code of the kelurahan/kecamatan named (button entity, NLU entity, or fuzzy match)."""
-    code = nlu.entity("location") or _kecamatan_of_office(nlu.entity("office"))
-    if code is None and text:
-        entity = resolve_location(text)
-        code = entity.value if entity is not None else None
-    return code if code in _places() else None
-
-
-def _kecamatan_of_office(office: str | None) -> str | None:
-    """The kecamatan of a kantor camat named as a landmark ("depan kantor camat Pontianak Kota")."""
-    if not office or not office.startswith(KANTOR_CAMAT):
-        return None
-    wanted = "pontianak " + office[len(KANTOR_CAMAT) :].replace("_", " ")
-    for place in _places().values():
-        if place.level == "kecamatan" and place.name.casefold() == wanted:
-            return place.code
-    return None
-
-
-def _address_around_place(nlu: ParseResult, text: str) -> str | None:
-    """The typed text as an address, unless it is only the place name ("di Sungai Jawi")."""
-    spans = [(e.start, e.end) for e in nlu.entities if e.entity == "location" and e.extractor != "payload"]
-    if not spans and text:
-        found = resolve_location(text)
-        spans = [(found.start, found.end)] if found is not None else []
-    rest = text
-    for start, end in sorted(spans, reverse=True):
-        rest = rest[:start] + " " + rest[end:]
-    words = [w for w in _WORD.findall(rest.casefold()) if w not in PLACE_PREFIXES]
-    return _clean(text) if words else None
-
-
-def _names_outside(text: str) -> bool:
-    folded = " ".join(_WORD.findall(text.casefold()))
-    return any(re.search(rf"\b{re.escape(place)}\b", folded) for place in OUTSIDE_PLACES)
-
-
-def _looks_like_address(text: str) -> bool:
-    words = _WORD.findall(text.casefold())
-    return len(words) >= 2 and any(word in ADDRESS_WORDS for word in words)
 
 
 def _declined(slots: Mapping[str, Any]) -> list[str]:
@@ -757,47 +639,6 @@ def _photo_changes(ctx: FlowContext, msg: IncomingMessage) -> dict[str, Any]:
         return {}
     kept = Draft.of(ctx.slots).media
     return {MEDIA: list(dict.fromkeys([*kept, *images]))[:MAX_PHOTOS]}
-
-
-# -- places ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    """A kelurahan or kecamatan of Kota Pontianak by Kemendagri code."""
-
-    code: str
-    level: str
-    name: str
-    kecamatan: str
-
-
-@lru_cache(maxsize=1)
-def _places() -> dict[str, Place]:
-    return {loc.code: Place(loc.code, loc.level, loc.name, loc.kecamatan) for loc in load_locations()}
-
-
-def place_name(ctx: FlowContext, code: str) -> str | None:
-    """ "Kel. Sungai Jawi, Kec. Pontianak Kota" for a Kemendagri code (None when it is not ours)."""
-    place = _places().get(code)
-    if place is None:
-        return None
-    if place.level == "kecamatan":
-        return ctx.t("complaints.place_kecamatan", name=place.name)
-    return ctx.t("complaints.place_kelurahan", name=place.name, kecamatan=place.kecamatan)
-
-
-def describe_location(
-    ctx: FlowContext, lat: float | None, lon: float | None, address: str | None, kelurahan: str | None
-) -> str:
-    """The place as the resident reads it: address, kelurahan, and/or the pin's coordinates."""
-    parts = [address] if address else []
-    area = place_name(ctx, kelurahan) if kelurahan else None
-    if area and (not address or area.casefold() not in address.casefold()):
-        parts.append(area)
-    if lat is not None and lon is not None and not (math.isnan(lat) or math.isnan(lon)):
-        parts.append(ctx.t("complaints.location_pin", lat=f"{lat:.5f}", lon=f"{lon:.5f}"))
-    return " · ".join(parts) or ctx.t("complaints.location_unknown")
 
 
 def category_name(ctx: FlowContext, category: str) -> str:

@@ -12,7 +12,8 @@ import logging
 import re
 from enum import StrEnum
 
-from flows.complaint import category_name, describe_location
+from flows.complaint import category_name
+from flows.complaint_text import describe_location
 from flows.engine import Flow, FlowContext, Step
 from flows.messages import Button, IncomingMessage, Reply
 from flows.permit_status import format_date, format_moment

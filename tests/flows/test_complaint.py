@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from bot.notifications.jobs import ticket_notifier
 from bot.settings import Settings, load_settings
-from flows.complaint import CITY_BOUNDS, working_days_between
+from flows.complaint import working_days_between
+from flows.complaint_text import CITY_BOUNDS
 from flows.knowledge import load_offices
 from integrations.base import Complaint, reporter_ref
 from storage import repositories as repo
