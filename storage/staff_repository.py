@@ -5,22 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, cast, delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.backend_models import ComplaintRecord
-from storage.db import dialect_of
 from storage.models import Conversation, Message, Resident
 from storage.staff_models import (
     AuditEntry,
     Handoff,
     LoginThrottle,
     Rating,
-    StaffGroupTopic,
     StaffSession,
     StaffUser,
 )
@@ -364,186 +360,3 @@ async def audit_entries(
     if what:
         stmt = stmt.where(AuditEntry.what.startswith(what))
     return (await session.execute(stmt)).scalars().all()
-
-
-# --- dashboard figures --------------------------------------------------------------------------
-
-
-def _local_day(session: AsyncSession, column: Any, timezone: str, at: datetime) -> Any:
-    if dialect_of(session) == "postgresql":
-        return cast(func.timezone(timezone, column), Date)
-    offset = ZoneInfo(timezone).utcoffset(at.replace(tzinfo=None)) or timedelta()
-    return func.date(column, f"{int(offset.total_seconds() // 60):+d} minutes")
-
-
-async def messages_per_day(
-    session: AsyncSession, *, since: datetime, timezone: str = "Asia/Pontianak"
-) -> list[tuple[date, int]]:
-    """Inbound resident messages per local day since ``since`` (days without messages omitted)."""
-    day = _local_day(session, Message.created_at, timezone, since).label("day")
-    stmt = (
-        select(day, func.count())
-        .where(Message.direction == "in", Message.created_at >= since)
-        .group_by(day)
-        .order_by(day)
-    )
-    rows = (await session.execute(stmt)).all()
-    return [(d if isinstance(d, date) else date.fromisoformat(str(d)), int(str(n))) for d, n in rows]
-
-
-async def top_intents(session: AsyncSession, *, since: datetime, limit: int = 8) -> list[tuple[str, int]]:
-    """The most frequent understood intents of inbound messages since ``since``."""
-    count = func.count().label("n")
-    stmt = (
-        select(Message.intent, count)
-        .where(Message.direction == "in", Message.created_at >= since, Message.intent.is_not(None))
-        .group_by(Message.intent)
-        .order_by(count.desc(), Message.intent)
-        .limit(limit)
-    )
-    return [(str(intent), int(n)) for intent, n in (await session.execute(stmt)).all()]
-
-
-async def fallback_counts(session: AsyncSession, *, since: datetime) -> tuple[int, int]:
-    """(misunderstood, understood-or-not) inbound messages with an intent since ``since``."""
-    base = select(func.count()).where(
-        Message.direction == "in", Message.created_at >= since, Message.intent.is_not(None)
-    )
-    total = int((await session.execute(base)).scalar_one())
-    missed = int((await session.execute(base.where(Message.intent == FALLBACK_INTENT))).scalar_one())
-    return missed, total
-
-
-async def count_open_handoffs(session: AsyncSession) -> int:
-    """How many handoffs wait for or are being worked by staff."""
-    stmt = select(func.count()).select_from(Handoff).where(Handoff.closed_at.is_(None))
-    return int((await session.execute(stmt)).scalar_one())
-
-
-async def rating_distribution(session: AsyncSession, *, since: datetime) -> dict[int, int]:
-    """How many ratings of each score 1-5 since ``since``."""
-    stmt = (
-        select(Rating.score, func.count())
-        .where(Rating.created_at >= since)
-        .group_by(Rating.score)
-        .order_by(Rating.score)
-    )
-    counts = {score: 0 for score in range(1, 6)}
-    for score, n in (await session.execute(stmt)).all():
-        counts[int(score)] = int(n)
-    return counts
-
-
-# --- Telegram staff group ------------------------------------------------------------------------
-
-
-async def link_telegram(
-    session: AsyncSession, *, username: str, telegram_user_id: str | None
-) -> StaffUser | None:
-    """Set (or with None clear) the Telegram user id of an account; None when there is no such account.
-
-    The id belongs to one account only: whoever had it before loses it.
-    """
-    user = await find_staff_user(session, username=username)
-    if user is None:
-        return None
-    if telegram_user_id is not None:
-        await session.execute(
-            update(StaffUser)
-            .where(StaffUser.telegram_user_id == telegram_user_id, StaffUser.id != user.id)
-            .values(telegram_user_id=None)
-        )
-    user.telegram_user_id = telegram_user_id
-    await session.flush()
-    return user
-
-
-async def staff_by_telegram(session: AsyncSession, *, telegram_user_id: str) -> StaffUser | None:
-    """The active account linked to a Telegram user, or None."""
-    stmt = select(StaffUser).where(StaffUser.telegram_user_id == telegram_user_id, StaffUser.active.is_(True))
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def topic_of_handoff(session: AsyncSession, *, handoff_id: int) -> StaffGroupTopic | None:
-    """The forum topic of a handoff, if one was opened."""
-    return await session.get(StaffGroupTopic, handoff_id)
-
-
-async def topic_by_thread(session: AsyncSession, *, chat_id: str, thread_id: int) -> StaffGroupTopic | None:
-    """The topic (and so the handoff) a staff group message was written in."""
-    stmt = select(StaffGroupTopic).where(
-        StaffGroupTopic.chat_id == chat_id, StaffGroupTopic.thread_id == thread_id
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def add_topic(
-    session: AsyncSession, *, handoff_id: int, chat_id: str, thread_id: int, mirrored_to: int, now: datetime
-) -> StaffGroupTopic:
-    """Remember the forum topic opened for a handoff."""
-    topic = StaffGroupTopic(
-        handoff_id=handoff_id, chat_id=chat_id, thread_id=thread_id, mirrored_to=mirrored_to, created_at=now
-    )
-    session.add(topic)
-    await session.flush()
-    return topic
-
-
-async def handoffs_without_topic(session: AsyncSession, *, limit: int = 20) -> Sequence[Handoff]:
-    """Open handoffs that have no forum topic yet, oldest first."""
-    stmt = (
-        select(Handoff)
-        .outerjoin(StaffGroupTopic, StaffGroupTopic.handoff_id == Handoff.id)
-        .where(Handoff.closed_at.is_(None), StaffGroupTopic.handoff_id.is_(None))
-        .order_by(Handoff.opened_at, Handoff.id)
-        .limit(limit)
-    )
-    return (await session.execute(stmt)).scalars().all()
-
-
-async def live_topics(session: AsyncSession) -> Sequence[tuple[StaffGroupTopic, Handoff]]:
-    """Topics not closed yet, with their handoffs (open, or closed since the last look)."""
-    stmt = (
-        select(StaffGroupTopic, Handoff)
-        .join(Handoff, Handoff.id == StaffGroupTopic.handoff_id)
-        .where(StaffGroupTopic.closed_at.is_(None))
-        .order_by(StaffGroupTopic.handoff_id)
-    )
-    return [(topic, handoff) for topic, handoff in (await session.execute(stmt)).all()]
-
-
-async def messages_after(
-    session: AsyncSession, *, conversation_id: int, after_id: int, limit: int = 50
-) -> Sequence[Message]:
-    """Transcript lines of a conversation with id > ``after_id``, oldest first."""
-    stmt = (
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.id > after_id)
-        .order_by(Message.id)
-        .limit(limit)
-    )
-    return (await session.execute(stmt)).scalars().all()
-
-
-# --- complaint service levels ---------------------------------------------------------------------
-
-FINAL_COMPLAINT_STATUSES = ("resolved", "rejected")
-
-
-async def complaint_sla_breaches(
-    session: AsyncSession, *, now: datetime, backend: str = "local"
-) -> list[tuple[str, int]]:
-    """Open complaints past their due date, counted per category (most first)."""
-    count = func.count().label("n")
-    stmt = (
-        select(ComplaintRecord.category, count)
-        .where(
-            ComplaintRecord.backend == backend,
-            ComplaintRecord.ticket.is_not(None),
-            ComplaintRecord.status.not_in(FINAL_COMPLAINT_STATUSES),
-            ComplaintRecord.due_at < now,
-        )
-        .group_by(ComplaintRecord.category)
-        .order_by(count.desc(), ComplaintRecord.category)
-    )
-    return [(str(category), int(n)) for category, n in (await session.execute(stmt)).all()]

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from bot.settings import ConfigError, Settings, load_settings
 from bot.staff.auth import Role, hash_password
+from storage import staff_group_repository as staff_group_repo
 from storage import staff_repository as staff_repo
 from storage.db import Database
 
@@ -175,7 +176,7 @@ def link_telegram(
         db = Database(settings.database_url)
         try:
             async with db.session() as session:
-                user = await staff_repo.link_telegram(
+                user = await staff_group_repo.link_telegram(
                     session, username=username, telegram_user_id=None if unlink else telegram_id.strip()
                 )
                 if user is None:

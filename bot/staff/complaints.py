@@ -42,6 +42,7 @@ from integrations.base import (
 from integrations.sla import DEFAULT_AGENCIES
 from integrations.units import joined
 from nlu.entities import load_locations
+from storage import dashboard_repository as dashboard_repo
 from storage import repositories as repo
 from storage import staff_repository as staff_repo
 from storage.backend_models import ComplaintRecord, ComplaintSupporter
@@ -364,7 +365,7 @@ class ComplaintWork:
                     .group_by(ComplaintRecord.status)
                 )
             ).all()
-            breaches = await staff_repo.complaint_sla_breaches(session, now=self.desk.now())
+            breaches = await dashboard_repo.complaint_sla_breaches(session, now=self.desk.now())
         counts = {str(status): int(n) for status, n in rows}
         counts["all"] = sum(counts.values())
         counts["overdue"] = sum(n for _, n in breaches)

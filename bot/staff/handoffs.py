@@ -24,6 +24,7 @@ from bot.runtime import Runtime
 from bot.staff.auth import Principal
 from flows.handoff import HandoffState, closing_replies, staff_message_text
 from flows.messages import Channel, Reply
+from storage import dashboard_repository as dashboard_repo
 from storage import repositories as repo
 from storage import staff_repository as staff_repo
 from storage.db import advisory_xact_lock
@@ -248,13 +249,15 @@ class StaffDesk:
         since = datetime.combine(first_day, datetime.min.time(), tzinfo=now.tzinfo)
         async with self.rt.db.session() as session:
             per_day = dict(
-                await staff_repo.messages_per_day(session, since=since, timezone=self.rt.settings.timezone)
+                await dashboard_repo.messages_per_day(
+                    session, since=since, timezone=self.rt.settings.timezone
+                )
             )
-            top = await staff_repo.top_intents(session, since=since)
-            missed, total = await staff_repo.fallback_counts(session, since=since)
-            open_count = await staff_repo.count_open_handoffs(session)
-            ratings = await staff_repo.rating_distribution(session, since=since)
-            breaches = await staff_repo.complaint_sla_breaches(session, now=self.now())
+            top = await dashboard_repo.top_intents(session, since=since)
+            missed, total = await dashboard_repo.fallback_counts(session, since=since)
+            open_count = await dashboard_repo.count_open_handoffs(session)
+            ratings = await dashboard_repo.rating_distribution(session, since=since)
+            breaches = await dashboard_repo.complaint_sla_breaches(session, now=self.now())
         series = tuple(
             (first_day + timedelta(days=i), per_day.get(first_day + timedelta(days=i), 0))
             for i in range(days)

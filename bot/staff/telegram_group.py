@@ -25,6 +25,7 @@ from bot.runtime import Runtime
 from bot.staff.auth import Principal, principal_for
 from bot.staff.handoffs import StaffActionError, StaffDesk
 from flows.messages import Channel
+from storage import staff_group_repository as staff_group_repo
 from storage import staff_repository as staff_repo
 from storage.models import Message
 from storage.staff_models import Handoff, StaffGroupTopic
@@ -85,11 +86,11 @@ class StaffGroupBridge:
     async def sync_once(self) -> None:
         """Open topics for new handoffs, mirror new lines, close topics of closed handoffs."""
         async with self.rt.db.session() as session:
-            fresh = list(await staff_repo.handoffs_without_topic(session))
+            fresh = list(await staff_group_repo.handoffs_without_topic(session))
         for handoff in fresh:
             await self._open_topic(handoff)
         async with self.rt.db.session() as session:
-            live = list(await staff_repo.live_topics(session))
+            live = list(await staff_group_repo.live_topics(session))
         for topic, handoff in live:
             await self._mirror(topic, handoff)
             if handoff.closed_at is not None:
@@ -101,7 +102,7 @@ class StaffGroupBridge:
             if not rows:
                 return
             row = rows[0]
-            lines = await staff_repo.messages_after(
+            lines = await staff_group_repo.messages_after(
                 session, conversation_id=row.conversation.id, after_id=0, limit=10_000
             )
         channel = CHANNELS.get(row.resident.channel, row.resident.channel)
@@ -125,7 +126,7 @@ class StaffGroupBridge:
         except SendFailed:
             logger.warning("staff group: header of topic %s not posted", thread_id, exc_info=True)
         async with self.rt.db.session() as session:
-            await staff_repo.add_topic(
+            await staff_group_repo.add_topic(
                 session,
                 handoff_id=handoff.id,
                 chat_id=self.chat_id,
@@ -137,7 +138,7 @@ class StaffGroupBridge:
 
     async def _mirror(self, topic: StaffGroupTopic, handoff: Handoff) -> None:
         async with self.rt.db.session() as session:
-            lines = await staff_repo.messages_after(
+            lines = await staff_group_repo.messages_after(
                 session, conversation_id=handoff.conversation_id, after_id=topic.mirrored_to
             )
         last = topic.mirrored_to
@@ -153,7 +154,7 @@ class StaffGroupBridge:
             last = line.id
         if last != topic.mirrored_to:
             async with self.rt.db.session() as session:
-                stored = await staff_repo.topic_of_handoff(session, handoff_id=topic.handoff_id)
+                stored = await staff_group_repo.topic_of_handoff(session, handoff_id=topic.handoff_id)
                 if stored is not None:
                     stored.mirrored_to = last
 
@@ -167,7 +168,7 @@ class StaffGroupBridge:
         except SendFailed:
             logger.warning("staff group: closing topic %s failed", topic.thread_id, exc_info=True)
         async with self.rt.db.session() as session:
-            stored = await staff_repo.topic_of_handoff(session, handoff_id=topic.handoff_id)
+            stored = await staff_group_repo.topic_of_handoff(session, handoff_id=topic.handoff_id)
             if stored is not None:
                 stored.closed_at = self.desk.now()
 
@@ -180,8 +181,8 @@ class StaffGroupBridge:
         if update.user_id is None:
             return
         async with self.rt.db.session() as session:
-            user = await staff_repo.staff_by_telegram(session, telegram_user_id=update.user_id)
-            topic = await staff_repo.topic_by_thread(
+            user = await staff_group_repo.staff_by_telegram(session, telegram_user_id=update.user_id)
+            topic = await staff_group_repo.topic_by_thread(
                 session, chat_id=update.chat_id, thread_id=update.thread_id
             )
             principal = principal_for(user) if user is not None else None

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from flows.handoff import closing_replies, staff_message_text
-from storage import staff_repository as staff_repo
+from storage import staff_group_repository as staff_group_repo
 from storage.staff_models import AuditEntry, Handoff, StaffGroupTopic
 from tests.channels.conftest import load_update
 from tests.channels.fake_telegram import ApiCall, FakeTelegram
@@ -74,7 +74,7 @@ async def test_a_handoff_is_worked_from_its_forum_topic(
         rt = bot.runtime
         await add_staff(rt, "sari", "agent", "Sari")
         async with rt.db.session() as session:
-            await staff_repo.link_telegram(session, username="sari", telegram_user_id=str(SARI_TG))
+            await staff_group_repo.link_telegram(session, username="sari", telegram_user_id=str(SARI_TG))
 
         await bot.settle(fake.push_update(resident_says("mau bicara dengan petugas", 1)))
         [created] = await fake.wait_for("createForumTopic")
