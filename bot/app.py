@@ -19,7 +19,12 @@ from bot.channels.telegram import telegram_router
 from bot.channels.webchat import PHOTO_PATH, webchat_router
 from bot.channels.whatsapp import whatsapp_router
 from bot.deps import RuntimeDep
-from bot.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
+from bot.http import (
+    BodyLimitMiddleware,
+    ClientAddressMiddleware,
+    SecurityHeadersMiddleware,
+    install_error_handlers,
+)
 from bot.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from bot.staff.routes import install_staff
@@ -75,6 +80,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
         max_bytes=settings.server.max_body_bytes,
         overrides={PHOTO_PATH: settings.server.media_max_bytes + 64_000},
     )
+    # Outermost: every part (limits, audit log, access log) sees the real client behind nginx.
+    app.add_middleware(ClientAddressMiddleware, trusted=settings.server.forwarded_allow_ips)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
     app.include_router(booth_router())

@@ -13,6 +13,7 @@ from bot.channels.base import ChannelService
 from bot.channels.registry import build_channels
 from bot.dispatcher import Dispatcher
 from bot.media import MediaStore
+from bot.ratelimit_addresses import AddressLimiter
 from bot.ratelimit_residents import ResidentRateLimiter
 from bot.settings import Settings
 from flows.engine import FlowEngine
@@ -45,6 +46,7 @@ class Runtime:
     dispatcher: Dispatcher
     backends: Backends
     media: MediaStore
+    client_limits: AddressLimiter  # per client address: new web chat sessions, handoffs
     channels: dict[Channel, ChannelService] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     notifications: NotificationScheduler | None = None  # set by start(): jobs and outbox dispatch
@@ -149,6 +151,7 @@ async def build_runtime(
             await backends.aclose()
         await db.dispose()
         raise
+    client_limits = AddressLimiter.from_settings(settings.server)
     dispatcher = Dispatcher(
         db=db,
         parser=parser,
@@ -163,8 +166,9 @@ async def build_runtime(
         flood=ResidentRateLimiter(
             rate=settings.server.resident_messages_per_minute / 60, burst=settings.server.resident_burst
         ),
+        addresses=client_limits,
     )
     media = MediaStore(settings.server.media_dir, max_bytes=settings.server.media_max_bytes)
-    runtime = Runtime(settings, db, parser, texts, engine, dispatcher, backends, media)
+    runtime = Runtime(settings, db, parser, texts, engine, dispatcher, backends, media, client_limits)
     runtime.channels = build_channels(runtime)
     return runtime

@@ -689,7 +689,7 @@ class TelegramChannel:
         """Answer a message the flows cannot use (sticker, voice, edit…) once; the flow state is kept."""
         async with self._rt.db.session() as session:
             fresh = await repo.claim_platform_message(
-                session, channel=Channel.TELEGRAM.value, message_id=self._key(update)
+                session, channel=Channel.TELEGRAM.value, chat_id=chat_id, message_id=self._key(update)
             )
             if not fresh:
                 return
