@@ -672,6 +672,8 @@ def start_server(
     data: dict[str, Any] = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
     data["log_level"] = "WARNING"
     data["server"].update(port=port, public_url=f"http://127.0.0.1:{port}", media_dir=str(workdir / "media"))
+    # Every simulated web chat resident comes from 127.0.0.1: lift the per-address new-session limit.
+    data["server"].update(address_new_sessions_burst=1_000_000, address_new_sessions_per_minute=1_000_000)
     # ~20 turns are in flight at 300 msgs/s: a pool of 10 would open and close overflow connections
     # all the time (docs/DEPLOY.md sizes the pool the same way).
     data["database"]["pool_size"] = 20

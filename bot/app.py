@@ -22,7 +22,12 @@ from bot.settings import Settings, load_settings
 from bot.staff.routes import install_staff
 from bot.web import STATIC_DIR
 from bot.web.deps import RuntimeDep
-from bot.web.http import BodyLimitMiddleware, SecurityHeadersMiddleware, install_error_handlers
+from bot.web.http import (
+    BodyLimitMiddleware,
+    ClientAddressMiddleware,
+    SecurityHeadersMiddleware,
+    install_error_handlers,
+)
 from bot.wiring import build_runtime, channel_routers, close_runtime, start_runtime
 
 logger = logging.getLogger(__name__)
@@ -75,6 +80,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
         max_bytes=settings.server.max_body_bytes,
         overrides={PHOTO_PATH: settings.server.media_max_bytes + 64_000},
     )
+    # Outermost: every part (limits, audit log, access log) sees the real client behind nginx.
+    app.add_middleware(ClientAddressMiddleware, trusted=settings.server.forwarded_allow_ips)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
     app.include_router(booth_router())

@@ -83,7 +83,7 @@ def run(
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,
-        proxy_headers=True,
+        proxy_headers=False,  # the app reads X-Forwarded-For itself (server.forwarded_allow_ips)
         server_header=False,
     )
 

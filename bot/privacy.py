@@ -1,20 +1,25 @@
 """Masking personal data and secrets before they reach logs or staff lists (UU No. 27/2022).
 
 Personal data (NIK/KK, phone numbers, e-mail addresses) is masked by lokal-id's Samaran detectors,
-see :mod:`storage.masking`: ``6171********0003``, ``0812****7890``, ``b***@gmail.com``. Secrets that
-travel inside text are replaced by a marker: a Telegram bot token (it is part of every Bot API URL),
-credentials in a URL's user-info, an ``Authorization`` header, and the configured secret values.
+see :mod:`storage.masking`: ``6171********0003``, ``0812****7890``, ``b***@gmail.com``; a resident's
+profile name keeps only its initials (``B*** S***``). Secrets that travel inside text are replaced by a
+marker: a Telegram bot token (it is part of every Bot API URL), credentials in a URL's user-info, an
+``Authorization`` header, and the configured secret values. Bidirectional-text controls (U+202E …),
+which can make a line read backwards in a console, a chat or a terminal, are shown as ``[U+202E]``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable
+
+from lokal.samaran import partial_mask
 
 from storage.masking import mask_personal
 
-__all__ = ["MaskingFilter", "mask_id", "mask_personal", "mask_text"]
+__all__ = ["MaskingFilter", "mask_id", "mask_name", "mask_personal", "mask_text", "neutralise_bidi"]
 
 TELEGRAM_TOKEN_PATTERN = re.compile(r"\b(bot)?\d{5,}:[A-Za-z0-9_-]{30,}")
 URL_CREDENTIALS_PATTERN = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
@@ -23,6 +28,8 @@ AUTH_HEADER_PATTERN = re.compile(
 )
 SECRET_MARK = "<secret>"  # noqa: S105 - the marker that replaces secrets
 MIN_SECRET_LENGTH = 6
+# Embeddings, overrides, isolates and marks of Unicode's bidirectional algorithm (UAX #9).
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
@@ -34,11 +41,27 @@ def _mask_secrets(text: str, secrets: Iterable[str] = ()) -> str:
     return AUTH_HEADER_PATTERN.sub(rf"\1{SECRET_MARK}", text)
 
 
+def neutralise_bidi(text: str) -> str:
+    """``text`` with every bidi control shown as a visible mark (``[U+202E]``): it reads as it is stored."""
+    return BIDI_CONTROLS.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
+
+
 def mask_text(text: str, *, secrets: Iterable[str] = ()) -> str:
-    """``text`` with secrets replaced and personal data masked: safe for a log line or a staff list."""
+    """``text`` with secrets replaced, personal data masked and bidi controls neutralised: safe for a log
+    line or a staff view."""
     if not text:
         return text
-    return mask_personal(_mask_secrets(text, secrets))
+    return neutralise_bidi(mask_personal(_mask_secrets(text, secrets)))
+
+
+def mask_name(name: str) -> str:
+    """A resident's profile name as staff see it by default: initials only (``B*** S***``), numbers and
+    e-mail addresses in it masked like any text."""
+    clean = "".join(ch for ch in unicodedata.normalize("NFKC", name) if unicodedata.category(ch) != "Cf")
+    return " ".join(
+        partial_mask("NAME", word) if any(ch.isalpha() for ch in word) and "@" not in word else word
+        for word in mask_personal(clean).split()
+    )
 
 
 def mask_id(value: str) -> str:

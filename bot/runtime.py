@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.channels.base import ChannelService
+from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.dispatcher import Dispatcher
 from bot.conversation.media import MediaStore
 from bot.settings import Settings
@@ -82,6 +83,7 @@ class Runtime:
     dispatcher: Dispatcher
     backends: Backends
     media: MediaStore
+    client_limits: AddressLimiter  # per client address: new web chat sessions, handoffs
     channels: dict[Channel, ChannelService] = field(default_factory=dict)
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
     notifications: Notifications | None = None  # set when started: jobs and outbox dispatch

@@ -6,6 +6,7 @@ the environment. An invalid value raises :class:`ConfigError` naming the key and
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -77,6 +78,31 @@ class ServerSettings(_Section):
     # Per-resident flood control (bot/conversation/flood.py): messages per minute, and a burst.
     resident_messages_per_minute: float = Field(30.0, gt=0)
     resident_burst: int = Field(20, ge=1)
+    # Proxies (nginx) whose X-Forwarded-For / X-Real-IP name the client: addresses or networks,
+    # comma-separated, or "*" (bot/web/http.py ClientAddressMiddleware; uvicorn's default).
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Per client address (bot/conversation/client_limits.py): new web chat sessions (a token bucket, sized for
+    # a booth's phones behind one Wi-Fi or a carrier's NAT), and handoffs in a window before they are
+    # marked suspicious for staff (urgent ones beyond their own small number open as not urgent).
+    address_new_sessions_per_minute: float = Field(30.0, gt=0)
+    address_new_sessions_burst: int = Field(30, ge=1)
+    address_handoffs: int = Field(20, ge=1)
+    address_urgent_handoffs: int = Field(3, ge=1)
+    address_window_minutes: int = Field(10, ge=1)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP address or network; expected e.g. 127.0.0.1,10.0.0.0/8 or *"
+                ) from None
+        return value
 
 
 class DatabaseSettings(_Section):
@@ -260,6 +286,7 @@ class StaffSettings(_Section):
     session_hours: int = Field(12, ge=1, le=24 * 30)
     login_max_failures: int = Field(5, ge=1, le=100)
     login_lock_minutes: int = Field(15, ge=1, le=24 * 60)
+    idle_minutes: int = Field(30, ge=1, le=24 * 60)  # a console session unused this long is signed out
 
     @field_validator("hours")
     @classmethod

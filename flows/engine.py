@@ -7,9 +7,10 @@ Routing, in order, for every message:
 
 0. **Commands** come before everything, NLU included: a flow may declare ``Flow.command``, a
    deterministic rule over the raw message (a button payload such as ``/erase_data``, or a normalised
-   fixed phrase such as "hapus data saya"). Residents' rights must not depend on a classifier's
-   guess, and these requests are no NLU intents (DESIGN 3.1 is a contract). A command answers like a
-   side question: an interrupted flow resumes after it (or after its own question is answered).
+   fixed phrase such as "hapus data saya" or "BERHENTI"). Residents' rights must not depend on a
+   classifier's guess, and erasure is no NLU intent (DESIGN 3.1 is a contract). A command answers like
+   a side question: an interrupted flow resumes after it (or after its own question is answered).
+   Commands also run while a person has the conversation (:meth:`FlowEngine.is_command`).
 1. **Global intents** (cancel, help/menu, emergency, talk_to_staff, change_language) run from any
    state. A global handler that keeps the state (help, change_language) gets the pending question
    repeated after its answer; one that ends the flow (cancel, emergency) drops it.
@@ -132,6 +133,11 @@ class Services(Protocol):
         """The current time, aware, in WIB."""
         ...
 
+    def flag_handoff(self, *, urgent: bool, new: bool = True) -> str | None:
+        """Counts a handoff (``new=False``: one made urgent) against the message's client address; a
+        reason when that address opened too many lately (staff see it marked), else None."""
+        ...
+
 
 @dataclass(slots=True)
 class FlowContext:
@@ -249,6 +255,17 @@ class FlowEngine:
     def knows_state(self, state: str | None) -> bool:
         """True when ``state`` has a handler (stale states from old versions fall back to idle)."""
         return state is not None and state in self._by_state
+
+    def is_command(self, msg: IncomingMessage, state: str | None = None) -> bool:
+        """True when ``msg`` is a command, or answers the question a command flow asked (``state``).
+
+        Commands are residents' rights (erase, "my data", opt-out): they run whoever has the
+        conversation, a person during a handoff included (the dispatcher asks here).
+        """
+        if self._commanded(msg) is not None:
+            return True
+        flow = self._flow_of_state.get(state) if state is not None else None
+        return flow is not None and flow.command is not None
 
     async def handle(self, ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
         """One turn: global intent, the active state's handler, an interruption, a new flow, or fallback."""

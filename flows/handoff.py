@@ -1,8 +1,10 @@
 """Handoff to a person: on request, after repeated misunderstanding (offer → accept), from an emergency.
 
 While a conversation is handed off the dispatcher keeps the bot silent (it only stores what the
-resident writes), except for the intents in :data:`SPEAKS_DURING_HANDOFF`: "batal"/"menu" end the
-handoff at the resident's request, and an emergency still gets the emergency numbers at once.
+resident writes), except where :func:`speaks_during_handoff` says so: "batal"/"menu" end the
+handoff at the resident's request, and an emergency still gets the emergency numbers at once. The
+residents' rights (engine commands: "BERHENTI", "hapus data saya", "data saya") are answered too,
+and the handoff stays open; the staff see them in the transcript like everything else.
 When staff close the handoff the resident is asked for a 1-5 rating (state ``handoff.rating``).
 Drawn in ``flows/handoff.mmd``.
 """
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from flows.core import menu_reply
 from flows.engine import (
@@ -39,6 +41,8 @@ EMERGENCY_STAFF_PAYLOAD = '/talk_to_staff{"handoff_reason": "emergency"}'
 TALK_TO_STAFF_PAYLOAD = "/talk_to_staff"
 RATING_SCORES = (1, 2, 3, 4, 5)
 REASONS = frozenset({"requested", "fallback", "emergency"})
+# In a handoff's context: why staff see it marked suspicious (bot.conversation.client_limits.HandoffFlag).
+SUSPICIOUS_KEY = "suspicious"
 # Intents the bot still answers while a person has the conversation (see speaks_during_handoff).
 RESIDENT_EXIT_INTENTS = frozenset({"cancel", "help"})
 MENU_WORDS = frozenset(
@@ -183,13 +187,21 @@ async def open_handoff(ctx: FlowContext, reason: str) -> Step:
     conversation = await _conversation(ctx)
     now = ctx.services.now()
     slots = {k: v for k, v in ctx.slots.items() if not k.startswith("_")}
+    urgent = reason == "emergency"
+    context: dict[str, Any] = {"state": ctx.state, "slots": slots}
+    # One address opening many handoffs (a script with fresh web chat sessions) must not bury real
+    # ones: beyond a small number they are marked, and marked urgent ones queue as not urgent.
+    flag = ctx.services.flag_handoff(urgent=urgent)
+    if flag is not None:
+        context[SUSPICIOUS_KEY] = flag
+        urgent = False
     await staff_repo.open_handoff(
         ctx.services.session,
         conversation=conversation,
         reason=reason,
-        urgent=reason == "emergency",
+        urgent=urgent,
         now=now,
-        context={"state": ctx.state, "slots": slots},
+        context=context,
     )
     text = waiting_text(ctx.texts, ctx.lang, ctx.settings.get("staff_hours"), now)
     replies = [Reply(text)]
@@ -287,8 +299,12 @@ def emergency_during_handoff(inner: Handler) -> Handler:
             replies = [_emergency_buttons(reply) for reply in step.replies]
             return Step(replies, step.next_state, step.slots, step.clear_slots, step.language)
         handoff = await staff_repo.open_handoff_of(ctx.services.session, conversation_id=conversation.id)
-        if handoff is not None:
-            handoff.urgent = True
+        if handoff is not None and not handoff.urgent:
+            flag = ctx.services.flag_handoff(urgent=True, new=False)
+            if flag is None:
+                handoff.urgent = True
+            else:
+                handoff.context = {**(handoff.context or {}), SUSPICIOUS_KEY: flag}
         replies = [Reply(reply.text) for reply in step.replies]
         return Step(replies, ctx.state)
 

@@ -65,6 +65,9 @@ class IncomingMessage:
     profile_name: str | None = None
     start_param: str | None = None
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The client's network address where the channel has one (web chat); None for platforms, whose
+    # requests come from their own servers. Used for per-address limits only, never stored.
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,11 @@ Subscribing needs a permit number or a ticket: from the message, else the last o
 followed by the resident who filed it (a resident never learns about another resident's complaint).
 "BERHENTI" / "STOP" stops every subscription at once and says what was stopped. Both are side flows:
 asked in the middle of another journey, they answer and that journey resumes.
+
+Opting out is a right, not a conversation: besides the ``unsubscribe`` intent, the stop button's
+payload and the opt-out words alone ("BERHENTI", "STOP", "berhenti langganan", …) are an engine
+**command** (:func:`asks_opt_out`), so they work in every state, whatever the classifier guesses, and
+while a person has the conversation (the dispatcher lets commands through a handoff).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from enum import StrEnum
 
 from flows.engine import Flow, FlowContext, Step
 from flows.messages import Button, IncomingMessage, Reply
+from flows.privacy import normalise
 from integrations.base import IntegrationError, reporter_ref
 from nlu.result import ParseResult
 from storage import repositories as repo
@@ -48,6 +54,14 @@ TICKET_PATTERN = re.compile(r"\bADU\s*[-/ ]\s*(\d{4})\s*[-/ ]\s*(\d{6})\b", re.I
 DEFAULT_PERMIT_PATTERN = r"[A-Z]{2,6}-\d{4}-\d{3,6}"
 # Words that ask for general announcements rather than one permit or complaint.
 ANNOUNCEMENT_WORDS = ("pengumuman", "announcement", "berita kota", "info kota", "informasi kota", "news")
+OPT_OUT_PAYLOAD = f"/{UNSUBSCRIBE_INTENT}"
+_WHAT = r"(?:langganan|berlangganan|notif|notifikasi|kabar|pemberitahuan|pesan|broadcast|notifications?)"
+_OPT_OUT_CORE = (
+    rf"(?:berhenti|stop|unsubscribe|unsub|stopall|opt\s+out|optout)(?:\s+{_WHAT})?"
+    rf"|(?:hentikan|matikan)\s+{_WHAT}"
+)
+_POLITE = r"(?:tolong|mohon|please|pls|min|kak|pak|bu|dong|ya|aja|saja|sekarang|now)"
+OPT_OUT_PHRASE = re.compile(rf"^(?:{_POLITE}\s+)*(?:{_OPT_OUT_CORE})(?:\s+{_POLITE})*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +98,13 @@ async def on_ask_ref(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -
 def prompt_ask_ref(ctx: FlowContext) -> list[Reply]:
     """The pending "which permit or report?" question."""
     return [_ask(ctx, "subscriptions.ask")]
+
+
+def asks_opt_out(msg: IncomingMessage) -> bool:
+    """True for the stop button (``/unsubscribe``) or a message that is only an opt-out word ("BERHENTI")."""
+    if msg.payload is not None:
+        return msg.payload.split("{", 1)[0].strip() == OPT_OUT_PAYLOAD
+    return bool(msg.text) and bool(OPT_OUT_PHRASE.match(normalise(msg.text or "")))
 
 
 async def on_unsubscribe(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
@@ -245,5 +266,6 @@ def subscriptions_flows() -> list[Flow]:
             start=on_unsubscribe,
             side=True,
             title_key="flow_title.unsubscribe",
+            command=asks_opt_out,
         ),
     ]

@@ -97,11 +97,16 @@ class Message(Base):
 
 
 class ProcessedMessage(Base):
-    """A platform message already handled, so a retry of it is answered once (same replies)."""
+    """A platform message already handled, so a retry of it is answered once (same replies).
+
+    Keyed by chat: platform message ids are unique per chat, not per channel (a web chat client
+    chooses its own, Telegram counts per chat), so one chat's id never answers or drops another's.
+    """
 
     __tablename__ = "processed_messages"
 
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id", ondelete="SET NULL"))
     response: Mapped[dict[str, Any]] = mapped_column(default=dict)

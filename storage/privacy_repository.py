@@ -8,24 +8,139 @@ masking function and the statuses that count as closed.
 
 from __future__ import annotations
 
-import hashlib
+import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, func, or_, select, update
+from sqlalchemy import Text, cast, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.backend_models import ComplaintEvent, ComplaintRecord, ComplaintSupporter
 from storage.models import Conversation, Message, OutboxMessage, ProcessedMessage, Resident, Subscription
-from storage.staff_models import Handoff
+from storage.staff_models import AuditEntry, Handoff
+from storage.staff_repository import BOT_STATUS
 from storage.whatsapp_repository import WhatsAppOptions
 
 Mask = Callable[[str], str]
 ERASED_CHANNEL_PREFIX = "erased:"
+ERASED_MARK = "[dihapus]"
 PENDING_OUTBOX = "pending"
 FINISHED_OUTBOX = ("sent", "dead", "skipped")
+IDENTIFYING_ENTITIES = ("nik", "phone")
+MIN_IDENTIFIER_DIGITS = 6
+
+# THE ERASURE COVERAGE RULE: every text, JSON or binary column of every table is listed once, either
+# here (what ``erase_resident`` does to it) or in ERASURE_EXEMPT (why it cannot hold a resident's words
+# or identifiers). tests/security/test_erasure.py reads the schema and fails on a column in neither.
+_DELETED_TRANSCRIPT = "the transcript's rows are deleted"
+_DELETED_DEDUPE = (
+    "the chat's dedupe records are deleted (they name the chat); this turn's names the erased id"
+)
+_DELETED_SUBSCRIPTION = "subscriptions are deleted"
+ERASED_COLUMNS: dict[str, str] = {
+    "residents.external_id": (
+        "replaced by erased:<row id>, linked to nothing (the chat writing again is a new resident)"
+    ),
+    "residents.display_name": "cleared",
+    "residents.source": "cleared",
+    "conversations.state": "cleared; the turn's own write-back skips an erased resident (storage.turn_store)",
+    "conversations.slots": "emptied, memory (last_*) too; the turn's write-back skips an erased resident",
+    "messages.direction": _DELETED_TRANSCRIPT,
+    "messages.kind": _DELETED_TRANSCRIPT,
+    "messages.text": _DELETED_TRANSCRIPT + " (staff replies included: they are in the conversation)",
+    "messages.payload": _DELETED_TRANSCRIPT,
+    "messages.data": _DELETED_TRANSCRIPT,
+    "messages.intent": _DELETED_TRANSCRIPT,
+    "messages.platform_message_id": _DELETED_TRANSCRIPT,
+    "processed_messages.channel": _DELETED_DEDUPE,
+    "processed_messages.chat_id": _DELETED_DEDUPE,
+    "processed_messages.message_id": _DELETED_DEDUPE,
+    "processed_messages.response": _DELETED_DEDUPE,
+    "subscriptions.topic": _DELETED_SUBSCRIPTION,
+    "subscriptions.ref": _DELETED_SUBSCRIPTION,
+    "subscriptions.last_status": _DELETED_SUBSCRIPTION,
+    "whatsapp_options.buttons": "deleted",
+    "outbox.chat_id": "pending rows deleted; the others get the erased id",
+    "outbox.body": "pending rows deleted; the others emptied",
+    "outbox.idempotency_key": (
+        "pending rows deleted; the others get erased:<row id> (a key may be a client's text)"
+    ),
+    "outbox.last_error": "pending rows deleted; the others cleared (a provider's error may quote the number)",
+    "complaints.reporter": "the link to the resident is cut",
+    "complaints.description": "masked, and the resident's own identifiers redacted; the case stays",
+    "complaints.address": "masked and redacted like the description; the place is the case",
+    "complaints.note": "masked and redacted like the description",
+    "complaints.last_error": "masked and redacted (a back end's error may quote the report)",
+    "complaint_events.note": "masked and redacted: the status history stays, the resident's data does not",
+    "complaint_supporters.reporter": "deleted",
+    "handoffs.context": "emptied",
+    "handoffs.close_note": "cleared (staff's note about the resident); an open handoff is closed",
+    "audit_log.details": (
+        "masked and redacted on lines about the resident's handoffs, complaints, outbox rows"
+    ),
+}
+_STAFF = "staff accounts and their sessions, never a resident's"
+_CODE = "a value from a fixed set written by code (status, kind, channel, language, role)"
+ERASURE_EXEMPT: dict[str, str] = {
+    "residents.channel": _CODE,
+    "residents.language": _CODE,
+    "conversations.status": _CODE,
+    "outbox.channel": _CODE,
+    "outbox.kind": _CODE,
+    "outbox.status": _CODE,
+    "outbox.delivery_status": _CODE,
+    "outbox.provider_message_id": "the provider's id of a sent message (Twilio SID), made by the provider",
+    "complaints.local_ref": "our random reference of the case",
+    "complaints.ticket": "the case's ticket number (ADU-YYYY-NNNNNN)",
+    "complaints.backend": _CODE,
+    "complaints.category": _CODE,
+    "complaints.status": _CODE,
+    "complaints.kelurahan_code": "a Kemendagri area code picked from a list",
+    "complaints.media_keys": (
+        "random keys of the case's photos (files: bot.notifications.retention removes them)"
+    ),
+    "complaints.agency": "the OPD a complaint went to, chosen by staff",
+    "complaints.backend_token": "the back end's token for the case",
+    "complaint_events.from_status": _CODE,
+    "complaint_events.to_status": _CODE,
+    "complaint_events.actor": "a staff user name or a system actor (bot, open311)",
+    "handoffs.reason": _CODE,
+    "handoffs.closed_by": "a staff user name or 'resident'",
+    "audit_log.who": "a staff user name, 'api-token', 'cli' or 'system'",
+    "audit_log.what": _CODE,
+    "audit_log.target": "an internal reference (handoff:12, complaint:ADU-…, user:sari)",
+    "audit_log.ip": "the address of the staff member who acted",
+    "staff_users.username": _STAFF,
+    "staff_users.display_name": _STAFF,
+    "staff_users.password_hash": _STAFF,
+    "staff_users.role": _STAFF,
+    "staff_users.telegram_user_id": _STAFF,
+    "staff_sessions.token_hash": _STAFF,
+    "staff_sessions.csrf_token": _STAFF,
+    "staff_sessions.ip": _STAFF,
+    "staff_sessions.user_agent": _STAFF,
+    "staff_login_throttle.key": _STAFF,
+    "staff_group_topics.chat_id": "the staff group's Telegram chat id",
+    "broadcasts.text": "an announcement staff wrote to many residents",
+    "broadcasts.segment": _CODE,
+    "broadcasts.language": _CODE,
+    "broadcasts.actor": "a staff user name",
+    "demo_permits.number": "demo permits are seeded from YAML, never written from a conversation",
+    "demo_permits.permit_type": "demo permits are seeded from YAML, never written from a conversation",
+    "demo_permits.stage": "demo permits are seeded from YAML, never written from a conversation",
+    "demo_permits.applicant": "demo permits are seeded from YAML (invented applicants)",
+    "demo_permits.note": "demo permits are seeded from YAML, never written from a conversation",
+    "demo_permits.office": "demo permits are seeded from YAML, never written from a conversation",
+    "demo_permit_events.number": "demo permit history, written by staff and the CLI",
+    "demo_permit_events.stage": "demo permit history, written by staff and the CLI",
+    "demo_permit_events.note": "demo permit history, written by staff and the CLI",
+    "notify_cursors.source": _CODE,
+    "notify_cursors.cursor": "a back end's change cursor",
+    "apscheduler_jobs.id": "the scheduler's job names (periodic jobs, not per resident)",
+    "apscheduler_jobs.job_state": "the scheduler's pickled periodic jobs (not per resident)",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +236,62 @@ async def stored_data(session: AsyncSession, *, resident_id: int, reporter: str)
     )
 
 
-def erased_external_id(channel: str, external_id: str) -> str:
-    """The anonymous identity an erased resident row keeps (not reversible to the chat id)."""
-    digest = hashlib.sha256(f"{channel}:{external_id}".encode()).hexdigest()[:24]
-    return f"{ERASED_CHANNEL_PREFIX}{digest}"
+def erased_external_id(resident_id: int) -> str:
+    """The identity an erased resident row keeps: its own row id, which says nothing about the chat.
+
+    Not a digest of the chat id: a phone number's digest is reversed by trying every number, and
+    nothing needs to find the erased row from the chat again (the same chat writing later is a new
+    resident, and may be erased again).
+    """
+    return f"{ERASED_CHANNEL_PREFIX}{resident_id}"
+
+
+_SEPARATORS = r"[\s.\-()/\u200b-\u200d\u2060\ufeff]*"
+
+
+class Redactor:
+    """Masks personal data in kept text and redacts the erased resident's own identifiers, however
+    their digits are separated (``6171.0101…``, ``0812-5678-0003``, ``+62 812 5678 0003``)."""
+
+    def __init__(self, mask: Mask, *, chat_id: str, values: Iterable[str]) -> None:
+        self._mask = mask
+        self._texts = [chat_id] if chat_id else []
+        patterns: list[str] = []
+        for value in {chat_id, *values}:
+            digits = re.sub(r"\D", "", value)
+            if len(digits) < MIN_IDENTIFIER_DIGITS:
+                continue
+            national = digits[2:] if digits.startswith("62") else digits.lstrip("0")
+            if national != digits:  # a phone number: +62…, 62…, 0… all name it
+                core = _SEPARATORS.join(national)
+                patterns.append(rf"(?:(?:\+{_SEPARATORS})?6{_SEPARATORS}2|0)?{_SEPARATORS}{core}")
+            else:
+                patterns.append(_SEPARATORS.join(digits))
+        self._digits = (
+            re.compile("(?<!\\d)(?:" + "|".join(sorted(patterns, key=len, reverse=True)) + ")(?!\\d)")
+            if patterns
+            else None
+        )
+
+    def text(self, text: str) -> str:
+        """``text`` with the resident's identifiers replaced by :data:`ERASED_MARK`, the rest masked."""
+        if not text:
+            return text
+        for value in self._texts:
+            text = text.replace(value, ERASED_MARK)
+        if self._digits is not None:
+            text = self._digits.sub(ERASED_MARK, text)
+        return self._mask(text)
+
+    def value(self, value: Any) -> Any:
+        """A JSON value with every string in it redacted (keys kept)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.value(item) for key, item in value.items()}
+        return value
 
 
 async def erase_resident(
@@ -132,25 +299,37 @@ async def erase_resident(
 ) -> Erasure:
     """Delete a resident's transcript, subscriptions, queued messages and options; anonymise the rest.
 
-    The resident row stays as an anonymous shell (its chat id replaced by a one-way digest, name,
-    source and consent cleared, ``erased_at`` set) so this turn can finish; the next message from
-    that chat starts a new, empty resident. Complaints keep what the case needs (ticket, category,
-    location, status history): the reporter link is cut and NIK/phones in the text are masked.
-    Platform dedupe records keep their ids (a retry must stay a retry) but lose their replies.
+    The resident row stays as an anonymous shell (its chat id replaced by :func:`erased_external_id`,
+    name, source and consent cleared, ``erased_at`` set) so this turn can finish; the next message
+    from that chat starts a new, empty resident. Complaints keep what the case needs (ticket,
+    category, location, status history): the reporter link is cut and NIK/phones in their text, their
+    history and the audit log about them are masked, the resident's own numbers redacted. An open
+    handoff is closed. The chat's platform dedupe records are deleted (they name the chat): a late
+    retry of an older message is then a new resident's first message. Every text column is covered
+    here or exempted in :data:`ERASURE_EXEMPT` (THE ERASURE COVERAGE RULE).
     """
     resident = await session.get(Resident, resident_id)
     if resident is None:
         return Erasure(0, 0, 0, 0)
+    erased_id = erased_external_id(resident_id)
     conversation_ids = select(Conversation.id).where(Conversation.resident_id == resident_id)
+    redact = Redactor(
+        mask, chat_id=resident.external_id, values=await _identifiers(session, conversation_ids)
+    )
     messages = await session.execute(
         delete(Message)
         .where(Message.conversation_id.in_(conversation_ids))
         .execution_options(synchronize_session=False)
     )
     await session.execute(
-        update(ProcessedMessage)
-        .where(ProcessedMessage.conversation_id.in_(conversation_ids))
-        .values(response={}, conversation_id=None)
+        delete(ProcessedMessage)
+        .where(
+            or_(
+                ProcessedMessage.conversation_id.in_(conversation_ids),
+                (ProcessedMessage.channel == resident.channel)
+                & (ProcessedMessage.chat_id == resident.external_id),
+            )
+        )
         .execution_options(synchronize_session=False)
     )
     subscriptions = await session.execute(delete(Subscription).where(Subscription.resident_id == resident_id))
@@ -159,24 +338,41 @@ async def erase_resident(
             OutboxMessage.resident_id == resident_id, OutboxMessage.status == PENDING_OUTBOX
         )
     )
+    kept_outbox = list(
+        (await session.execute(select(OutboxMessage.id).where(OutboxMessage.resident_id == resident_id)))
+        .scalars()
+        .all()
+    )
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.resident_id == resident_id)
-        .values(body={}, chat_id=erased_external_id(resident.channel, resident.external_id))
+        .values(
+            body={},
+            chat_id=erased_id,
+            last_error=None,
+            idempotency_key=literal(ERASED_CHANNEL_PREFIX, Text) + cast(OutboxMessage.id, Text),
+        )
+        .execution_options(synchronize_session=False)
     )
     await session.execute(delete(WhatsAppOptions).where(WhatsAppOptions.resident_id == resident_id))
-    await session.execute(
-        update(Handoff).where(Handoff.conversation_id.in_(conversation_ids)).values(context={})
-    )
-    complaints = await _anonymise_complaints(session, reporter=reporter, mask=mask, at=at)
+    handoff_ids = await _forget_handoffs(session, conversation_ids=conversation_ids, at=at)
+    tickets, complaints = await _anonymise_complaints(session, reporter=reporter, redact=redact, at=at)
     await session.execute(delete(ComplaintSupporter).where(ComplaintSupporter.reporter == reporter))
+    await _redact_audit(
+        session,
+        targets=[f"handoff:{i}" for i in handoff_ids]
+        + [f"complaint:{t}" for t in tickets]
+        + [f"outbox:{i}" for i in kept_outbox],
+        redact=redact,
+    )
     conversation = (
         await session.execute(select(Conversation).where(Conversation.resident_id == resident_id))
     ).scalar_one_or_none()
     if conversation is not None:
         conversation.state = None
         conversation.slots = {}
-    resident.external_id = erased_external_id(resident.channel, resident.external_id)
+        conversation.status = BOT_STATUS
+    resident.external_id = erased_id
     resident.display_name = None
     resident.source = None
     resident.consent_at = None
@@ -191,7 +387,53 @@ async def erase_resident(
     )
 
 
-async def _anonymise_complaints(session: AsyncSession, *, reporter: str, mask: Mask, at: datetime) -> int:
+async def _identifiers(session: AsyncSession, conversation_ids: Any) -> set[str]:
+    """The NIKs and phone numbers the NLU found in the resident's messages (to redact them elsewhere)."""
+    found: set[str] = set()
+    rows: Iterable[dict[str, Any] | None] = (
+        await session.execute(
+            select(Message.data).where(
+                Message.conversation_id.in_(conversation_ids), cast(Message.data, Text).like('%"entities"%')
+            )
+        )
+    ).scalars()
+    for data in rows:
+        for entity in (data or {}).get("entities") or ():
+            if isinstance(entity, dict) and entity.get("entity") in IDENTIFYING_ENTITIES:
+                found.add(str(entity.get("value") or ""))
+    return found
+
+
+async def _forget_handoffs(session: AsyncSession, *, conversation_ids: Any, at: datetime) -> list[int]:
+    """Empty the context and notes of the conversation's handoffs, close an open one; their ids."""
+    rows = (
+        (await session.execute(select(Handoff).where(Handoff.conversation_id.in_(conversation_ids))))
+        .scalars()
+        .all()
+    )
+    for handoff in rows:
+        handoff.context = {}
+        handoff.close_note = None
+        if handoff.closed_at is None:
+            handoff.closed_at, handoff.closed_by = at, "resident"
+    return [handoff.id for handoff in rows]
+
+
+async def _redact_audit(session: AsyncSession, *, targets: list[str], redact: Redactor) -> None:
+    """Mask and redact the details of the audit lines about the resident's handoffs and complaints."""
+    if not targets:
+        return
+    rows = (await session.execute(select(AuditEntry).where(AuditEntry.target.in_(targets)))).scalars().all()
+    for entry in rows:
+        details = redact.value(entry.details or {})
+        if details != entry.details:
+            entry.details = details
+
+
+async def _anonymise_complaints(
+    session: AsyncSession, *, reporter: str, redact: Redactor, at: datetime
+) -> tuple[list[str], int]:
+    """Cut the reporter link of the resident's complaints and redact their texts and history."""
     rows = (
         (await session.execute(select(ComplaintRecord).where(ComplaintRecord.reporter == reporter)))
         .scalars()
@@ -199,10 +441,28 @@ async def _anonymise_complaints(session: AsyncSession, *, reporter: str, mask: M
     )
     for record in rows:
         record.reporter = None
-        record.description = mask(record.description or "")
-        record.note = mask(record.note) if record.note else None
+        record.description = redact.text(record.description or "")
+        record.address = redact.text(record.address) if record.address else None
+        record.note = redact.text(record.note) if record.note else None
+        record.last_error = redact.text(record.last_error) if record.last_error else None
         record.updated_at = at
-    return len(rows)
+    if rows:
+        events = (
+            (
+                await session.execute(
+                    select(ComplaintEvent).where(
+                        ComplaintEvent.complaint_id.in_([r.id for r in rows]),
+                        ComplaintEvent.note.is_not(None),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for event in events:
+            event.note = redact.text(event.note or "")
+    refs = [ref for record in rows for ref in (record.ticket, record.local_ref) if ref]
+    return refs, len(rows)
 
 
 async def purge_transcripts(session: AsyncSession, *, before: datetime) -> tuple[int, int]:

@@ -29,22 +29,24 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     return sqlite_insert(model)
 
 
-async def claim_platform_message(session: AsyncSession, *, channel: str, message_id: str) -> bool:
-    """Record that ``(channel, message_id)`` is being handled; False when it was seen before."""
+async def claim_platform_message(
+    session: AsyncSession, *, channel: str, chat_id: str, message_id: str
+) -> bool:
+    """Record that message ``message_id`` of the chat is being handled; False when it was seen before."""
     stmt = (
         _insert(session, ProcessedMessage)
-        .values(channel=channel, message_id=message_id, response={}, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["channel", "message_id"])
+        .values(channel=channel, chat_id=chat_id, message_id=message_id, response={}, created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["channel", "chat_id", "message_id"])
     )
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def get_processed_message(
-    session: AsyncSession, *, channel: str, message_id: str
+    session: AsyncSession, *, channel: str, chat_id: str, message_id: str
 ) -> ProcessedMessage | None:
-    """The record of a handled platform message (with the replies it got), if any."""
-    return await session.get(ProcessedMessage, (channel, message_id))
+    """The record of a handled platform message of the chat (with the replies it got), if any."""
+    return await session.get(ProcessedMessage, (channel, chat_id, message_id))
 
 
 async def get_or_create_resident(

@@ -80,7 +80,7 @@ _TIME: TypeEngine[Any] = UTCDateTime()
 LOAD = Statement(
     "SELECT r.id, r.language, r.display_name, r.source, c.id, c.state, c.slots, c.status, c.turns,"
     " EXISTS (SELECT 1 FROM processed_messages p"
-    " WHERE p.channel = :channel AND p.message_id = :message_id)"
+    " WHERE p.channel = :channel AND p.chat_id = :external_id AND p.message_id = :message_id)"
     " FROM residents r JOIN conversations c ON c.resident_id = r.id"
     " WHERE r.channel = :channel AND r.external_id = :external_id",
     {},
@@ -103,16 +103,24 @@ TOUCH_RESIDENT = Statement(
     {"at": _TIME},
     {},
 )
+# The state and slots a turn computed from what it loaded are not written back when the turn erased
+# the resident (``flows.privacy``): the erasure wins, whatever the step kept (memory such as
+# ``last_ticket`` survives ``clear_slots``). The resident row says so, as the flows left it.
 ADVANCE_CONVERSATION = Statement(
     "UPDATE conversations SET state = :state, slots = :slots, turns = turns + 1,"
-    " version = version + 1, updated_at = :at WHERE id = :conversation_id",
+    " version = version + 1, updated_at = :at WHERE id = :conversation_id"
+    " AND NOT EXISTS (SELECT 1 FROM residents r"
+    " WHERE r.id = conversations.resident_id AND r.erased_at IS NOT NULL)",
     {"slots": _JSON, "at": _TIME},
     {},
 )
+# The chat is read from the resident row as it is at the end of the turn, not taken from the message:
+# a turn that erased the resident (``flows.privacy``) has replaced their chat id there already.
 RECORD_RESPONSE = Statement(
-    "INSERT INTO processed_messages (channel, message_id, conversation_id, response, created_at)"
-    " VALUES (:channel, :message_id, :conversation_id, :response, :at)"
-    " ON CONFLICT (channel, message_id) DO UPDATE"
+    "INSERT INTO processed_messages (channel, chat_id, message_id, conversation_id, response, created_at)"
+    " VALUES (:channel, (SELECT r.external_id FROM conversations c JOIN residents r ON r.id = c.resident_id"
+    " WHERE c.id = :conversation_id), :message_id, :conversation_id, :response, :at)"
+    " ON CONFLICT (channel, chat_id, message_id) DO UPDATE"
     " SET conversation_id = excluded.conversation_id, response = excluded.response",
     {"response": _JSON, "at": _TIME},
     {},
@@ -250,7 +258,8 @@ class TurnStore:
         message_id: str | None = None,
     ) -> tuple[ConversationRecord, bool]:
         """The resident behind ``(channel, external_id)`` with their conversation, in one query, and
-        whether the platform message ``message_id`` was handled before (:meth:`finish` records it).
+        whether the platform message ``message_id`` of this chat was handled before (:meth:`finish`
+        records it; ids are unique per chat, not per channel).
 
         Resident and conversation are created on first contact (a few statements more, once).
         """
@@ -301,7 +310,7 @@ class TurnStore:
     ) -> None:
         """What a turn leaves: the conversation's new ``(state, slots)`` (one more turn, one more
         version), the replies' transcript lines, and ``(channel, message_id, replies)`` recorded as
-        handled (a platform retry of it is answered the same)."""
+        handled in the conversation's chat (a platform retry of it is answered the same)."""
         parts: list[tuple[Statement, Mapping[str, Any]]] = []
         if advance is not None:
             state, slots = advance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -23,6 +24,10 @@ from bot.web.deps import RuntimeDep
 from flows.texts import LANGUAGES
 from integrations.base import IntegrationError
 from storage.types import utcnow
+
+logger = logging.getLogger(__name__)
+FLASH_DONE = "advance_done"  # message keys the screen shows (booth.<key> in flows/texts)
+FLASH_FAILED = "advance_failed"
 
 
 def qr_svg(url: str) -> str:
@@ -48,6 +53,20 @@ async def _stats_json(rt: Runtime, lang: str) -> dict[str, Any]:
     }
 
 
+async def _flash_text(rt: Runtime, lang: str, key: str, number: str) -> str | None:
+    """The text of a known message key about a demo permit that exists, else nothing.
+
+    The address only names the message and the permit; every word shown comes from the texts and the
+    database, so a link cannot put its own words on the booth's screen.
+    """
+    if key not in (FLASH_DONE, FLASH_FAILED) or not number or rt.backends.demo_permits is None:
+        return None
+    permit = await rt.backends.demo_permits.get(number[:32])
+    if permit is None:
+        return None
+    return rt.texts.render(lang, f"booth.{key}", number=permit.number, stage=permit.stage.value)
+
+
 async def _staff(request: Request, rt: Runtime) -> Principal | None:
     async with rt.db.session() as session:
         return await principal_of(request, session, rt.settings, utcnow())
@@ -58,8 +77,10 @@ def booth_router() -> APIRouter:
     router = APIRouter(prefix="/booth", include_in_schema=False)
 
     @router.get("")
-    async def screen(request: Request, rt: RuntimeDep, lang: str = "id", flash: str = "") -> HTMLResponse:
-        """The booth screen (refreshes its counters by itself)."""
+    async def screen(
+        request: Request, rt: RuntimeDep, lang: str = "id", flash: str = "", number: str = ""
+    ) -> HTMLResponse:
+        """The booth screen (refreshes its counters by itself); ``flash`` is a message key, never text."""
         chosen = lang if lang in LANGUAGES else "id"
         staff = await _staff(request, rt)
         permits = await rt.backends.demo_permits.all() if staff and rt.backends.demo_permits else []
@@ -72,7 +93,7 @@ def booth_router() -> APIRouter:
             stats=await _stats_json(rt, chosen),
             staff=staff,
             permits=permits,
-            flash=flash,
+            flash=await _flash_text(rt, chosen, flash, number),
         )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
@@ -97,11 +118,11 @@ def booth_router() -> APIRouter:
         chosen = lang if lang in LANGUAGES else "id"
         try:
             permit, _ = await Operations(rt).advance(number, staff, ip=client_ip(request))
-            flash = rt.texts.render(
-                chosen, "booth.advance_done", number=permit.number, stage=permit.stage.value
-            )
+            flash, number = FLASH_DONE, permit.number
         except (StaffActionError, IntegrationError) as exc:
-            flash = rt.texts.render(chosen, "booth.advance_failed", number=number, reason=str(exc))
-        return RedirectResponse(f"/booth?{urlencode({'lang': chosen, 'flash': flash})}", status_code=303)
+            logger.info("booth: demo permit %s not advanced: %s", number[:32], exc)
+            flash = FLASH_FAILED
+        query = urlencode({"lang": chosen, "flash": flash, "number": number})
+        return RedirectResponse(f"/booth?{query}", status_code=303)
 
     return router

@@ -165,7 +165,12 @@ def booth(
         f"  web chat: {booth_webchat_url(settings)}\n  poster:   pontibot demo poster"
     )
     uvicorn.run(
-        app_, host=settings.server.host, port=settings.server.port, log_config=None, server_header=False
+        app_,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,  # the app reads X-Forwarded-For itself (server.forwarded_allow_ips)
     )
 
 

@@ -14,12 +14,12 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.settings import ConfigError, Settings, load_settings
-from bot.staff.auth import Role, hash_password
+from bot.staff.auth import Role, hash_password, normalize_username
+from bot.staff.passwords import password_problem
 from storage import staff_group_repository as staff_group_repo
 from storage import staff_repository as staff_repo
 from storage.db import Database
 
-MIN_PASSWORD = 10
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{2,64}$"
 
 app = typer.Typer(
@@ -62,12 +62,15 @@ def add(
     config: ConfigOption = None,
 ) -> None:
     """Create a console account; the password is prompted, or read from stdin when piped."""
+    # Stored in the one spelling the login form looks up (" Sari" and "SARI" are "sari").
+    username = normalize_username(username)
     if not re.match(USERNAME_PATTERN, username):
-        _err.print("[red]user name: 2-64 letters, digits, '.', '_' or '-'[/red]")
+        _err.print("[red]nama pengguna: 2-64 huruf, angka, '.', '_' atau '-'[/red]")
         raise typer.Exit(2)
     password = _read_password()
-    if len(password) < MIN_PASSWORD:
-        _err.print(f"[red]password: at least {MIN_PASSWORD} characters[/red]")
+    problem = password_problem(password, username=username)
+    if problem is not None:
+        _err.print(f"[red]{problem}[/red]", highlight=False)
         raise typer.Exit(2)
     settings = _settings(config)
 
@@ -96,7 +99,7 @@ def add(
             await db.dispose()
 
     if not asyncio.run(create()):
-        _err.print(f"[red]account {username!r} exists already[/red]")
+        _err.print(f"[red]akun {username!r} sudah ada / account exists already[/red]", highlight=False)
         raise typer.Exit(1)
     _err.print(f"account {username} ({role.value}) created")
 
@@ -134,6 +137,7 @@ def disable(
     username: Annotated[str, typer.Argument(help="The account to disable.")], config: ConfigOption = None
 ) -> None:
     """Disable an account (its sessions stop working at once)."""
+    username = normalize_username(username)
     settings = _settings(config)
 
     async def run() -> bool:
@@ -166,6 +170,7 @@ def link_telegram(
     config: ConfigOption = None,
 ) -> None:
     """Link an account to a Telegram user: their messages in the staff group then act as this account."""
+    username = normalize_username(username)
     unlink = telegram_id.strip().lower() == "none"
     if not unlink and not re.fullmatch(r"[0-9]{1,20}", telegram_id.strip()):
         _err.print("[red]TELEGRAM_ID: the numeric user id (e.g. 123456789), or 'none'[/red]")

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.flood import FloodVerdict, ResidentRateLimiter
 from bot.conversation.locks import ConversationKey, ConversationLocks
 from bot.privacy import mask_id
@@ -57,12 +58,20 @@ class TurnServices:
     permits: PermitBackend
     complaints: ComplaintDesk
     clock: Any = None
+    origin: str | None = None  # the message's client address (web chat)
+    addresses: AddressLimiter | None = None
 
     def now(self) -> datetime:
         """The current time in WIB (or the injected clock's)."""
         if self.clock is not None:
             return self.clock().astimezone(self.timezone)  # type: ignore[no-any-return]
         return datetime.now(self.timezone)
+
+    def flag_handoff(self, *, urgent: bool, new: bool = True) -> str | None:
+        """The per-address handoff check (``bot.conversation.client_limits``); None without an address."""
+        if self.addresses is None or self.origin is None:
+            return None
+        return self.addresses.flag_handoff(self.origin, urgent=urgent, new=new)
 
 
 def storable(msg: IncomingMessage) -> IncomingMessage:
@@ -103,6 +112,7 @@ class Dispatcher:
         locks: ConversationLocks | None = None,
         clock: Any = None,
         flood: ResidentRateLimiter | None = None,
+        addresses: AddressLimiter | None = None,
     ) -> None:
         self.db = db
         self.parser = parser
@@ -116,6 +126,7 @@ class Dispatcher:
         self.locks = locks or ConversationLocks()
         self.clock = clock
         self.flood = flood
+        self.addresses = addresses
 
     async def handle(self, msg: IncomingMessage) -> DispatchResult:
         """Process one message in order with others of its conversation; never raises for flow bugs."""
@@ -174,12 +185,15 @@ class Dispatcher:
             if isinstance(begun, DispatchResult):
                 return begun
             record = begun
-            if record.status == HANDOFF_STATUS and not speaks_during_handoff(msg, nlu):
+            if record.status == HANDOFF_STATUS and not (
+                speaks_during_handoff(msg, nlu) or self.engine.is_command(msg, record.state)
+            ):
                 # A person has this conversation: keep the message for them, the bot stays silent.
+                # A resident's right (opt-out, erasure) is no conversation: it runs all the same.
                 await self._finish(store, record, msg, ())
                 logger.info("turn kept for staff channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
                 return DispatchResult((), conversation_id=record.conversation_id)
-            ctx = self._context(session, record)
+            ctx = self._context(session, record, origin=msg.origin)
             with joined(session):  # back ends that use our database work inside this turn's transaction
                 step = await self.engine.handle(ctx, msg, nlu)
             replies = tuple(step.replies)
@@ -252,14 +266,16 @@ class Dispatcher:
         assert msg.message_id is not None
         logger.info("duplicate message dropped channel=%s id=%s", msg.channel, msg.message_id)
         processed = await repo.get_processed_message(
-            session, channel=msg.channel.value, message_id=msg.message_id
+            session, channel=msg.channel.value, chat_id=msg.chat_id, message_id=msg.message_id
         )
         stored = (processed.response or {}).get("replies", []) if processed else []
         replies = tuple(Reply.from_dict(r) for r in stored)
         conversation_id = processed.conversation_id if processed else None
         return DispatchResult(replies, duplicate=True, conversation_id=conversation_id)
 
-    def _context(self, session: AsyncSession, record: ConversationRecord) -> FlowContext:
+    def _context(
+        self, session: AsyncSession, record: ConversationRecord, *, origin: str | None = None
+    ) -> FlowContext:
         return FlowContext(
             resident=ResidentInfo(
                 id=record.resident_id,
@@ -276,6 +292,8 @@ class Dispatcher:
                 permits=self.permits,
                 complaints=self.complaints,
                 clock=self.clock,
+                origin=origin,
+                addresses=self.addresses,
             ),
             turn=record.turns,
             settings=self.flow_settings,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +23,7 @@ from storage import staff_repository as staff_repo
 from storage.staff_models import StaffUser
 
 SESSION_COOKIE = "pontibot_staff"
+IDLE = "idle"  # why a session cookie no longer signs in: the session was idle too long
 LOGIN_CSRF_COOKIE = "pontibot_staff_login"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_ACTOR = "api-token"  # noqa: S105 - a name in the audit log, not a secret
@@ -101,9 +103,32 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+# Removed from user names: every space and line break (Z*, tabs), controls and invisible format
+# characters (zero-width space, bidi marks), so " sari", "sari\t" and "sa\u200bri" are one name.
+_NOT_IN_NAMES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def normalize_username(raw: str) -> str:
+    """The one spelling of a user name: NFKC, without any space or invisible character, casefolded.
+
+    Used at every edge (the login form, ``pontibot staff``) for the lookup, the login throttle and the
+    audit log alike; an empty result is not a name.
+    """
+    text = unicodedata.normalize("NFKC", raw)
+    kept = "".join(c for c in text if not c.isspace() and unicodedata.category(c) not in _NOT_IN_NAMES)
+    return unicodedata.normalize("NFKC", kept.casefold())
+
+
 def throttle_key(username: str, ip: str) -> str:
-    """Login failures are counted per user name and address."""
-    return f"{username.casefold()[:64]}|{ip}"
+    """Login failures are counted per normalised user name and address."""
+    return f"{normalize_username(username)[:64]}|{ip}"
+
+
+def same_token(given: str, expected: str) -> bool:
+    """Constant-time equality of two tokens of any text (compared as UTF-8 bytes)."""
+    return secrets.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def cookie_secure(settings: Settings) -> bool:
@@ -118,13 +143,17 @@ def bearer_matches(request: Request, settings: Settings) -> bool:
     scheme, _, given = header.partition(" ")
     if expected is None or scheme.lower() != "bearer" or not given:
         return False
-    return secrets.compare_digest(given.strip().encode(), expected.get_secret_value().encode())
+    return same_token(given.strip(), expected.get_secret_value())
 
 
 async def principal_of(
     request: Request, session: AsyncSession, settings: Settings, now: datetime
 ) -> Principal | None:
-    """The caller of ``request`` (token first, then session cookie), or None."""
+    """The caller of ``request`` (token first, then session cookie), or None.
+
+    A session idle longer than ``staff.idle_minutes`` is deleted (the caller is signed out) and
+    ``request.state.staff_signed_out`` says :data:`IDLE`, so a page can tell the person why.
+    """
     if bearer_matches(request, settings):
         return Principal(username=TOKEN_ACTOR, role=Role.ADMIN, via_token=True)
     token = request.cookies.get(SESSION_COOKIE)
@@ -135,7 +164,13 @@ async def principal_of(
     if found is None:
         return None
     staff_session, user = found
-    if now - staff_session.last_seen_at > timedelta(minutes=1):
+    idle = now - staff_session.last_seen_at
+    if idle > timedelta(minutes=settings.staff.idle_minutes):
+        await staff_repo.delete_staff_session(session, token_hash=digest)
+        request.state.staff_signed_out = IDLE
+        return None
+    # Touched at most once a minute: a page that polls does not write on every request.
+    if idle > timedelta(minutes=1):
         staff_session.last_seen_at = now
     return principal_for(user, csrf_token=staff_session.csrf_token, token_hash=digest)
 
@@ -158,7 +193,7 @@ def check_csrf(principal: Principal, given: str | None) -> None:
     """Refuse a state-changing request from a session without the session's CSRF token."""
     if principal.via_token:
         return
-    if not given or principal.csrf_token is None or not secrets.compare_digest(given, principal.csrf_token):
+    if not given or principal.csrf_token is None or not same_token(given, principal.csrf_token):
         raise Forbidden("csrf")
 
 

@@ -19,10 +19,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.conversation.locks import ConversationKey
-from bot.privacy import mask_id, mask_text
+from bot.privacy import mask_id, mask_name, mask_text, neutralise_bidi
 from bot.runtime import Runtime
 from bot.staff.auth import Principal
-from flows.handoff import HandoffState, closing_replies, staff_message_text
+from flows.handoff import SUSPICIOUS_KEY, HandoffState, closing_replies, staff_message_text
 from flows.messages import Channel, Reply
 from storage import dashboard_repository as dashboard_repo
 from storage import repositories as repo
@@ -39,6 +39,14 @@ MAX_NOTE = 2000
 DASHBOARD_DAYS = 14
 # Channels whose residents read pushed messages from our own transcript (the events feed).
 TRANSCRIPT_DELIVERED = frozenset({Channel.WEBCHAT.value})
+
+
+# Why a handoff is marked (bot.conversation.client_limits.HandoffFlag), as staff read it.
+SUSPICIOUS_LABELS = {
+    "urgent_flood": "Banyak permintaan darurat dari satu alamat jaringan dalam waktu singkat; "
+    "dimasukkan ke antrean biasa. Periksa dulu apakah benar darurat.",
+    "flood": "Banyak permintaan petugas dari satu alamat jaringan dalam waktu singkat.",
+}
 
 
 class StaffActionError(Exception):
@@ -66,6 +74,7 @@ class HandoffSummary:
     last_message_at: datetime | None
     answered: bool
     closed_at: datetime | None = None
+    suspicious: str | None = None  # why it is marked (one address opened many): see SUSPICIOUS_LABELS
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for the API."""
@@ -83,7 +92,14 @@ class HandoffSummary:
             "last_message_at": self.last_message_at.isoformat() if self.last_message_at else None,
             "answered": self.answered,
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "suspicious": self.suspicious is not None,
+            "suspicious_reason": self.suspicious_reason,
         }
+
+    @property
+    def suspicious_reason(self) -> str | None:
+        """Why the handoff is marked, for staff (Indonesian), or None."""
+        return SUSPICIOUS_LABELS.get(self.suspicious) if self.suspicious else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +221,7 @@ class StaffDesk:
             return [self._summary(row) for row in rows]
 
     async def detail(self, handoff_id: int, principal: Principal, *, reveal: bool = False) -> HandoffDetail:
-        """One handoff with the whole transcript; ``reveal`` shows NIK/phone in full (audit-logged)."""
+        """One handoff with its transcript; ``reveal`` shows name, NIK and phone in full (audit-logged)."""
         async with self.rt.db.session() as session:
             row = await self._row(session, handoff_id)
             if reveal:
@@ -216,14 +232,14 @@ class StaffDesk:
                 await self._audit(session, principal, "handoff.reveal", row.handoff)
             lines = await repo.transcript(session, conversation_id=row.conversation.id, limit=1000)
             rating = await staff_repo.rating_of(session, handoff_id=handoff_id)
-            show = (lambda text: text) if reveal else mask_text
+            show = neutralise_bidi if reveal else mask_text
             context_slots = row.handoff.context.get("slots") if row.handoff.context else None
             slots = {**(context_slots or {}), **_public_slots(row.conversation.slots or {})}
             return HandoffDetail(
                 summary=self._summary(row),
                 revealed=reveal,
                 resident_id=row.resident.external_id if reveal else mask_id(row.resident.external_id),
-                display_name=show(row.resident.display_name) if row.resident.display_name else None,
+                display_name=_shown_name(row.resident.display_name, reveal=reveal),
                 slots={k: show(_slot_text(v)) for k, v in sorted(slots.items())},
                 transcript=tuple(_line(m, show) for m in lines),
                 close_note=row.handoff.close_note,
@@ -477,7 +493,7 @@ class StaffDesk:
             reason=handoff.reason,
             urgent=handoff.urgent,
             channel=row.resident.channel,
-            resident=mask_text(row.resident.display_name or "")
+            resident=mask_name(row.resident.display_name or "")
             or f"Warga {mask_id(row.resident.external_id)}",
             language=row.resident.language,
             opened_at=handoff.opened_at,
@@ -487,7 +503,20 @@ class StaffDesk:
             last_message_at=row.last_inbound_at,
             answered=handoff.first_reply_at is not None,
             closed_at=handoff.closed_at,
+            suspicious=_suspicious(handoff),
         )
+
+
+def _suspicious(handoff: Handoff) -> str | None:
+    flag = (handoff.context or {}).get(SUSPICIOUS_KEY)
+    return flag if flag in SUSPICIOUS_LABELS else None
+
+
+def _shown_name(name: str | None, *, reveal: bool) -> str | None:
+    """A resident's profile name: initials only unless revealed (never a bidi control)."""
+    if not name:
+        return None
+    return neutralise_bidi(name) if reveal else mask_name(name)
 
 
 def _public_slots(slots: dict[str, Any]) -> dict[str, Any]:

@@ -20,12 +20,15 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 
+from bot.privacy import neutralise_bidi
 from bot.runtime import Runtime
 from bot.staff import charts
 from bot.staff.auth import (
     CSRF_HEADER,
+    IDLE,
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     Forbidden,
@@ -35,8 +38,10 @@ from bot.staff.auth import (
     client_ip,
     cookie_secure,
     new_token,
+    normalize_username,
     principal_of,
     require_admin,
+    same_token,
     throttle_key,
     token_digest,
     verify_password,
@@ -106,6 +111,22 @@ def _duration(minutes: int) -> str:
     return f"{days} hr {rest // 60} j"
 
 
+def _finalize(value: Any) -> Any:
+    """Every ``{{ … }}`` of the console: bidi controls shown as visible marks, whatever the source."""
+    if isinstance(value, Markup):
+        return Markup(neutralise_bidi(str(value)))  # noqa: S704 - the same markup, marks added
+    return neutralise_bidi(value) if isinstance(value, str) else value
+
+
+class StaffJSONResponse(JSONResponse):
+    """JSON of the staff API: bidi controls in any string shown as visible marks (``[U+202E]``)."""
+
+    def render(self, content: Any) -> bytes:
+        """The JSON body; a control can only sit inside a string, and its mark is plain ASCII."""
+        return neutralise_bidi(super().render(content).decode("utf-8")).encode("utf-8")
+
+
+templates.env.finalize = _finalize
 templates.env.filters["duration"] = _duration
 templates.env.globals.update(
     intent_label=lambda name: INTENT_LABELS.get(name or "", name or "—"),
@@ -127,8 +148,13 @@ async def page_principal(request: Request, rt: RuntimeDep) -> Principal:
     """The signed-in staff member of a console page (else → the login page)."""
     principal = await _caller(request, rt)
     if principal is None:
-        raise LoginRequired
+        raise LoginRequired(_signed_out(request))
     return principal
+
+
+def _signed_out(request: Request) -> str:
+    """Why the request's session cookie no longer signs in (:data:`IDLE`), or ""."""
+    return str(getattr(request.state, "staff_signed_out", ""))
 
 
 bearer_scheme = HTTPBearer(
@@ -146,7 +172,7 @@ async def api_principal(
     """The caller of an API route: bearer token or session cookie (else → 401)."""
     principal = await _caller(request, rt)
     if principal is None:
-        raise LoginRequired
+        raise LoginRequired(_signed_out(request))
     return principal
 
 
@@ -179,7 +205,17 @@ def install_staff(app: FastAPI) -> None:
                 error_body(401, "unauthorized"), status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/staff/login?next={quote(target)}", status_code=303)
+        response = RedirectResponse(f"/staff/login?next={quote(target)}", status_code=303)
+        if str(exc) == IDLE:
+            minutes = request.app.state.runtime.settings.staff.idle_minutes
+            message = (
+                f"Sesi Anda berakhir karena tidak ada aktivitas selama {minutes} menit. Silakan masuk lagi."
+            )
+            response.set_cookie(
+                FLASH_COOKIE, quote(message), max_age=30, httponly=True, samesite="lax", path="/staff"
+            )
+            response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
 
     @app.exception_handler(Forbidden)
     async def _forbidden(request: Request, exc: Forbidden) -> Response:
@@ -256,10 +292,14 @@ def console_router() -> APIRouter:
     ) -> Response:
         """Check the password (throttled per user name and address); on success start a session."""
         cookie_token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        if not cookie_token or not csrf_token or cookie_token != csrf_token:
+        if not cookie_token or not csrf_token or not same_token(cookie_token, csrf_token):
             return _login_form(
                 request, next_url=next, error="Formulir kedaluwarsa; silakan coba lagi.", status=403
             )
+        # One spelling for the throttle, the lookup and the audit log (" sari" and "SARI" are "sari").
+        username = normalize_username(username)
+        if not username:
+            return _login_form(request, next_url=next, error="Isi nama pengguna.", status=422)
         desk = StaffDesk(rt)
         now = desk.now()
         ip = client_ip(request)
@@ -279,7 +319,7 @@ def console_router() -> APIRouter:
                 until = _wib(locked_until, rt.dispatcher.timezone)
                 error = f"Terlalu banyak percobaan gagal. Coba lagi setelah {until} WIB."
                 return _login_form(request, next_url=next, error=error, status=429)
-            user = await staff_repo.find_staff_user(session, username=username.strip())
+            user = await staff_repo.find_staff_user(session, username=username)
             valid = verify_password(user.password_hash if user else None, password)
             if user is None or not valid or not user.active:
                 lock = await staff_repo.record_login_failure(
@@ -535,7 +575,7 @@ class AssignBody(BaseModel):
 
 def api_router() -> APIRouter:
     """``/api/staff``: the console's actions as JSON (session cookie + X-CSRF-Token, or bearer token)."""
-    router = APIRouter(prefix="/api/staff", tags=["staff"])
+    router = APIRouter(prefix="/api/staff", tags=["staff"], default_response_class=StaffJSONResponse)
 
     @router.get("/me")
     async def me(principal: ApiPrincipal) -> dict[str, Any]:

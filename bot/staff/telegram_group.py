@@ -20,7 +20,7 @@ import logging
 import re
 
 from bot.channels.base import SendFailed, StaffGroupChannel, StaffGroupUpdate
-from bot.privacy import mask_id, mask_text
+from bot.privacy import mask_id, mask_name, mask_text, neutralise_bidi
 from bot.runtime import Runtime
 from bot.staff.auth import Principal, principal_for
 from bot.staff.handoffs import StaffActionError, StaffDesk
@@ -106,7 +106,7 @@ class StaffGroupBridge:
                 session, conversation_id=row.conversation.id, after_id=0, limit=10_000
             )
         channel = CHANNELS.get(row.resident.channel, row.resident.channel)
-        who = mask_text(row.resident.display_name or "") or f"Warga {mask_id(row.resident.external_id)}"
+        who = mask_name(row.resident.display_name or "") or f"Warga {mask_id(row.resident.external_id)}"
         name = f"#{handoff.id} {REASONS.get(handoff.reason, handoff.reason)} · {who} ({channel})"
         try:
             thread_id = await self.channel.create_forum_topic(self.chat_id, name)
@@ -235,4 +235,4 @@ def _render(line: Message) -> str:
         text = line.text or line.payload or f"[{(line.data or {}).get('kind', 'pesan')}]"
         return f"👤 Warga: {mask_text(text)}"
     staff = (line.data or {}).get("staff") or "petugas"
-    return f"🧑‍💼 {staff} (konsol): {line.text or ''}"
+    return neutralise_bidi(f"🧑‍💼 {staff} (konsol): {line.text or ''}")

@@ -54,13 +54,23 @@ def _done(url: str, message: str) -> RedirectResponse:
     return response
 
 
+# A filter date outside these years is a typo, and one at the calendar's ends overflows once it is
+# turned into a WIB day boundary in UTC (0001-01-01 minus 7 hours; 9999-12-31 plus one day).
+FIRST_DATE = date(2000, 1, 1)
+LAST_DATE = date(2099, 12, 31)
+
+
 def _parse_date(text: str | None) -> date | None:
+    """A filter date (``TTTT-BB-HH``, years 2000-2099), else a 422 the page shows as a message."""
     if not text:
         return None
     try:
-        return date.fromisoformat(text.strip())
+        parsed = date.fromisoformat(text.strip())
     except ValueError:
-        raise StaffActionError("Tanggal tidak valid (format TTTT-BB-HH).", 422) from None
+        parsed = None
+    if parsed is None or not FIRST_DATE <= parsed <= LAST_DATE:
+        raise StaffActionError("Tanggal tidak valid (format TTTT-BB-HH, tahun 2000–2099).", 422)
+    return parsed
 
 
 def _filters(

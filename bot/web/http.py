@@ -1,7 +1,9 @@
-"""HTTP edges shared by every route: JSON error bodies, a request-size limit, security headers."""
+"""HTTP edges shared by every route: JSON error bodies, a request-size limit, security headers, and
+the client's real address behind a trusted proxy."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -211,3 +213,74 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class TrustedProxies:
+    """The proxies (addresses, networks, or ``*``) whose forwarding headers name the client."""
+
+    def __init__(self, spec: str) -> None:
+        items = [part.strip() for part in spec.split(",") if part.strip()]
+        self.everyone = "*" in items
+        self.networks = [ipaddress.ip_network(item, strict=False) for item in items if item != "*"]
+
+    def __contains__(self, host: object) -> bool:
+        if self.everyone:
+            return True
+        try:
+            address = ipaddress.ip_address(str(host))
+        except ValueError:
+            return False
+        return any(address in network for network in self.networks)
+
+    def client_of(self, forwarded_for: str) -> str | None:
+        """The client in an ``X-Forwarded-For`` chain: the last hop that is not a trusted proxy.
+
+        Each proxy appends the address it saw, so entries left of it may be forged by the client.
+        """
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if hop not in self:
+                return hop if _is_address(hop) else None
+        return hops[0] if hops and _is_address(hops[0]) else None
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ClientAddressMiddleware:
+    """Sets the request's client to the real one when the peer is a trusted proxy (``server.
+    forwarded_allow_ips``): from ``X-Forwarded-For``, else ``X-Real-IP``; ``X-Forwarded-Proto`` sets
+    the scheme. From any other peer those headers are ignored. uvicorn's own proxy handling is off
+    (``pontibot run``), so this is the one place that decides, and tests can exercise it."""
+
+    def __init__(self, app: ASGIApp, *, trusted: str) -> None:
+        self.app = app
+        self.trusted = TrustedProxies(trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            peer = scope.get("client")
+            if peer and peer[0] in self.trusted:
+                self._apply(scope)
+        await self.app(scope, receive, send)
+
+    def _apply(self, scope: Scope) -> None:
+        headers: dict[bytes, list[str]] = {}
+        for name, value in scope.get("headers") or []:
+            if name in (b"x-forwarded-for", b"x-real-ip", b"x-forwarded-proto"):
+                headers.setdefault(name, []).append(value.decode("latin-1"))
+        client: str | None = None
+        if b"x-forwarded-for" in headers:
+            client = self.trusted.client_of(",".join(headers[b"x-forwarded-for"]))
+        elif b"x-real-ip" in headers and _is_address(headers[b"x-real-ip"][-1].strip()):
+            client = headers[b"x-real-ip"][-1].strip()
+        if client is not None:
+            scope["client"] = (client, 0)
+        proto = headers.get(b"x-forwarded-proto", [""])[-1].strip().lower()
+        if proto in ("http", "https"):
+            scope["scheme"] = proto if scope["type"] == "http" else proto.replace("http", "ws")

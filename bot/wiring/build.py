@@ -12,6 +12,7 @@ from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.telegram.webhook import telegram_router
 from bot.channels.whatsapp.channel import WhatsAppChannel
 from bot.channels.whatsapp.webhook import whatsapp_router
+from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.dispatcher import Dispatcher
 from bot.conversation.flood import ResidentRateLimiter
 from bot.conversation.media import MediaStore
@@ -115,6 +116,7 @@ async def build_runtime(
             await backends.aclose()
         await db.dispose()
         raise
+    client_limits = AddressLimiter.from_settings(settings.server)
     dispatcher = Dispatcher(
         db=db,
         parser=parser,
@@ -129,8 +131,9 @@ async def build_runtime(
         flood=ResidentRateLimiter(
             rate=settings.server.resident_messages_per_minute / 60, burst=settings.server.resident_burst
         ),
+        addresses=client_limits,
     )
     media = MediaStore(settings.server.media_dir, max_bytes=settings.server.media_max_bytes)
-    runtime = Runtime(settings, db, parser, texts, engine, dispatcher, backends, media)
+    runtime = Runtime(settings, db, parser, texts, engine, dispatcher, backends, media, client_limits)
     runtime.channels = build_channels(runtime)
     return runtime

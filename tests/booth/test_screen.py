@@ -84,3 +84,29 @@ async def test_staff_advance_a_demo_permit_from_the_booth(staff_server: LiveServ
         TEXTS.render("id", "booth.advance_done", number="PBG-2026-00124", stage="verifikasi_berkas")
         in shown.text
     )
+
+
+async def test_the_screen_shows_only_known_messages_never_text_from_the_address(
+    live_server: LiveServer,
+) -> None:
+    planted = "Hadiah! Kirim NIK ke 0812-0000-0000"
+
+    free_text = await live_server.client.get("/booth", params={"flash": planted})
+    unknown_key = await live_server.client.get("/booth", params={"flash": "booth.headline"})
+    planted_number = await live_server.client.get(
+        "/booth", params={"flash": "advance_done", "number": planted}
+    )
+    known = await live_server.client.get(
+        "/booth", params={"flash": "advance_done", "number": "PBG-2026-00124"}
+    )
+
+    assert planted not in free_text.text and 'class="flash"' not in free_text.text
+    assert 'class="flash"' not in unknown_key.text
+    assert planted not in planted_number.text and 'class="flash"' not in planted_number.text
+    assert TEXTS.render("id", "booth.advance_done", number="PBG-2026-00124", stage="diterima") in known.text
+    failed = await live_server.client.get(
+        "/booth", params={"flash": "advance_failed", "number": "pbg-2026-00124"}
+    )
+    assert (
+        TEXTS.render("id", "booth.advance_failed", number="PBG-2026-00124", stage="diterima") in failed.text
+    )

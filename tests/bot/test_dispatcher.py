@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
-from bot.backends import NotConfigured
 from sqlalchemy import func, select
 
 from bot.conversation.dispatcher import Dispatcher
 from bot.settings import Settings
 from bot.wiring import flow_settings
+from bot.wiring.backends import NotConfigured
 from flows.core import core_globals, smalltalk_flows
 from flows.engine import Flow, FlowContext, FlowEngine, Step
 from flows.messages import IncomingMessage, Reply

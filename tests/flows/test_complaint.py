@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot.backends import build_backends
 from sqlalchemy import select
 
 from bot.notifications.jobs import ticket_notifier
 from bot.settings import Settings, load_settings
+from bot.wiring.backends import build_backends
 from flows.complaint import working_days_between
 from flows.complaint_text import CITY_BOUNDS
 from flows.knowledge import load_offices

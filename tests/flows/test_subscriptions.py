@@ -111,3 +111,39 @@ async def test_three_wrong_answers_offer_a_person_and_cancel_works(chat) -> None
     await resident.say("kabari saya")
     cancelled = await resident.say("batal")
     assert text_of(cancelled).startswith(say("cancel.done")[0])
+
+
+async def _opted_out(server, session_id: str) -> bool:
+    async with server.runtime.db.session() as session:
+        conversation = await repo.find_conversation(session, channel="webchat", external_id=session_id)
+        assert conversation is not None
+        return bool(conversation.resident.opted_out)
+
+
+async def test_berhenti_opts_out_in_the_middle_of_a_question_and_the_question_comes_back(
+    chat, live_server
+) -> None:
+    resident = chat("sub-9")
+    await resident.press(ANNOUNCEMENTS)
+    await resident.say("hapus data saya")  # a question that takes any answer: "really erase?"
+
+    stopped = await resident.say("BERHENTI")
+
+    items = "• " + say("subscriptions.item_announcements")[0]
+    assert stopped[0]["text"] == say("subscriptions.stopped", items=items)[0]
+    assert one_of("privacy.erase_ask")(stopped[-1]["text"]), "the pending question is asked again"
+    assert await _subscriptions(live_server, "sub-9") == []
+    assert await _opted_out(live_server, "sub-9") is True
+
+
+async def test_stop_while_describing_a_complaint_opts_out_and_the_complaint_resumes(
+    chat, live_server
+) -> None:
+    resident = chat("sub-10")
+    await resident.say("mau lapor jalan rusak")
+
+    stopped = await resident.say("STOP")
+
+    assert stopped[0]["text"] == say("subscriptions.none_active")[0]
+    assert len(stopped) == 2, "then the complaint's question again"
+    assert await _opted_out(live_server, "sub-10") is True

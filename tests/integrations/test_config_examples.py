@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bot.backends import build_backends
 
 from bot.settings import load_settings
+from bot.wiring.backends import build_backends
 from integrations.http_permits import HttpPermitBackend
 from integrations.open311 import Open311ComplaintBackend
 from storage.db import Database

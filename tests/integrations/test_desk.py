@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from bot.backends import BackendConfigError, build_backends
 from sqlalchemy import func, select
 
 from bot.settings import Settings
 from bot.tasks import run_every
+from bot.wiring.backends import BackendConfigError, build_backends
 from integrations.base import ComplaintReport, new_local_ref, reporter_ref, resident_id_of
 from integrations.demo_permits import DemoPermitBackend
 from integrations.desk import StoringComplaintDesk

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from bot.backends import build_backends
 from sqlalchemy import select
 
 from bot.notifications.jobs import ticket_key, ticket_notifier
 from bot.settings import Settings, load_settings
+from bot.wiring.backends import build_backends
 from flows.texts import Texts
 from integrations.base import ComplaintReport, ComplaintStatus, new_local_ref, reporter_ref
 from storage import repositories as repo

@@ -4,4 +4,12 @@ fixtures (settings with an API token, a fixed WIB clock, web chat residents, the
 from __future__ import annotations
 
 from tests.channels.conftest import fake_telegram, serve_telegram_bot  # noqa: F401  (fixtures)
-from tests.staff.conftest import api, clock, resident, settings  # noqa: F401  (fixtures)
+from tests.staff.conftest import (  # noqa: F401  (fixtures)
+    api,
+    clock,
+    complaint_clock,
+    console,
+    outbox,
+    resident,
+    settings,
+)

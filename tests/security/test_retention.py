@@ -60,10 +60,12 @@ async def test_purge_removes_what_is_older_than_the_period_and_keeps_the_case(ru
             text="baru",
             created_at=RECENT,
         )
-        await repo.claim_platform_message(session, channel="webchat", message_id="old-1")
-        await repo.claim_platform_message(session, channel="webchat", message_id="new-1")
+        await repo.claim_platform_message(session, channel="webchat", chat_id="w-1", message_id="old-1")
+        await repo.claim_platform_message(session, channel="webchat", chat_id="w-1", message_id="new-1")
         for mid, when in (("old-1", OLD), ("new-1", RECENT)):
-            processed = await repo.get_processed_message(session, channel="webchat", message_id=mid)
+            processed = await repo.get_processed_message(
+                session, channel="webchat", chat_id="w-1", message_id=mid
+            )
             assert processed is not None
             processed.created_at = when
         for key, status in (("sent-old", "sent"), ("pending-old", "pending")):

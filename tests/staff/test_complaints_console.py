@@ -303,3 +303,29 @@ def test_every_complaint_status_has_a_console_label() -> None:
     from bot.staff.complaints import STATUS_LABELS
 
     assert set(STATUS_LABELS) == {s.value for s in ComplaintStatus}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"date_from": "0001-01-01"},
+        {"date_to": "0001-01-01"},
+        {"date_to": "9999-12-31"},
+        {"date_from": "9999-12-31"},
+    ],
+)
+async def test_dates_at_the_ends_of_the_calendar_are_a_validation_error_not_a_crash(
+    live_server: LiveServer, console: Any, api: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    await add_staff(live_server.runtime, "sari")
+    browser = await console()
+    await browser.login("sari")
+
+    from_api = await api.get("/api/staff/complaints", params=params)
+    page = await browser.client.get("/staff/complaints", params=params)
+    shown = await browser.client.get(page.headers.get("location", "/staff"))
+
+    assert from_api.status_code == 422
+    assert from_api.json()["error"]["message"].startswith("Tanggal tidak valid")
+    assert page.status_code == 303
+    assert "Tanggal tidak valid" in shown.text

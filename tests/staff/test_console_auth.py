@@ -286,3 +286,85 @@ async def test_the_dashboard_counts_messages_fallbacks_handoffs_and_ratings(
     assert (board["open_handoffs"], board["satisfaction"], board["ratings"]["4"]) == (0, 4.0, 1)
     assert page.status_code == 200 and page.text.count("<svg") == 3
     assert "cdn" not in page.text.lower()
+
+
+# --- issue 16: one spelling of a user name, CSRF tokens of any text, idle sessions -------------
+
+
+async def test_a_locked_account_stays_locked_under_any_spelling_of_its_name(
+    console: ConsoleFactory, runtime: Runtime, clock: Clock
+) -> None:
+    await add_staff(runtime, "sari")
+    browser = await console()
+    for _ in range(5):
+        await browser.login("sari", "salah-terus")
+
+    spellings = [" sari", "sari\t", "  sari  ", "sari\u00a0", "SARI", "\u3000Ｓａｒｉ"]
+    outcomes = [(await browser.login(name)).status_code for name in spellings]
+
+    assert outcomes == [429] * len(spellings)
+    blocked = [who for who, what in await audit_trail(runtime) if what == "login.blocked"]
+    assert blocked == ["sari"] * len(spellings)
+
+
+async def test_a_user_name_of_only_spaces_is_refused_with_the_form_error(
+    console: ConsoleFactory, runtime: Runtime, clock: Clock
+) -> None:
+    browser = await console()
+
+    response = await browser.login(" \t\u00a0\u2003")
+
+    assert response.status_code == 422
+    assert "Isi nama pengguna." in response.text
+    assert await audit_trail(runtime) == []
+
+
+async def test_a_csrf_token_that_is_not_ascii_is_refused_not_a_crash(
+    console: ConsoleFactory, runtime: Runtime, clock: Clock
+) -> None:
+    await add_staff(runtime, "sari")
+    browser = await console()
+    await browser.login("sari")
+
+    form = await browser.client.post("/staff/handoffs/1/take", data={"csrf_token": "tökén"})
+    header = await browser.client.post(
+        "/api/staff/handoffs/1/take", headers={"X-CSRF-Token": "tökén".encode()}
+    )
+
+    assert (form.status_code, header.status_code) == (403, 403)
+
+
+async def test_an_idle_session_is_signed_out_and_an_active_one_is_not(
+    console: ConsoleFactory, runtime: Runtime, clock: Clock, live_server: LiveServer
+) -> None:
+    await add_staff(runtime, "sari")
+    active, idle = await console(), await console()
+    await active.login("sari")
+    await idle.login("sari")
+
+    clock.advance(minutes=20)
+    kept_1 = (await active.client.get("/staff")).status_code
+    clock.advance(minutes=20)
+    kept_2 = (await active.client.get("/staff")).status_code
+    signed_out = await idle.client.get("/staff/complaints")
+    login_page = await idle.client.get(signed_out.headers["location"])
+    api_after = await idle.client.get("/api/staff/me")
+    clock.advance(minutes=31)
+    api_idle = await active.client.get("/api/staff/me")
+    bearer = await live_server.client.get("/api/staff/me", headers={"Authorization": f"Bearer {API_TOKEN}"})
+
+    assert (kept_1, kept_2) == (200, 200)
+    assert (signed_out.status_code, signed_out.headers["location"]) == (
+        303,
+        "/staff/login?next=/staff/complaints",
+    )
+    assert login_page.status_code == 200
+    assert "Sesi Anda berakhir karena tidak ada aktivitas selama 30 menit" in login_page.text
+    assert (api_after.status_code, api_idle.status_code, bearer.status_code) == (401, 401, 200)
+    async with runtime.db.session() as session:
+        left = (await session.execute(select(StaffSession.token_hash))).scalars().all()
+    assert left == [], "idle sessions are deleted"
+
+
+async def test_the_idle_timeout_is_configurable(runtime: Runtime) -> None:
+    assert runtime.settings.staff.idle_minutes == 30

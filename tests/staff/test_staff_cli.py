@@ -67,3 +67,32 @@ def test_staff_link_telegram_sets_and_clears_the_telegram_user(tmp_path: Path, n
     assert asyncio.run(linked_to()) == {"budi": "7001", "sari": None}
     assert pontibot("staff", "link-telegram", "budi", "none", env=env).returncode == 0
     assert asyncio.run(linked_to()) == {"budi": None, "sari": None}
+
+
+def test_staff_add_normalises_the_name_and_refuses_common_or_name_bearing_passwords(
+    tmp_path: Path, nlu_model_dir: Path
+) -> None:
+    env = base_env(tmp_path, nlu_model_dir)
+    assert pontibot("db", "upgrade", env=env).returncode == 0
+
+    common = pontibot("staff", "add", "budi", env=env, stdin="1234567890\n")
+    with_name = pontibot("staff", "add", "budi", env=env, stdin="Rahasia-BUDI-2026\n")
+    spaces_only = pontibot("staff", "add", " \u00a0\t", env=env, stdin="kata-sandi-kota\n")
+    added = pontibot("staff", "add", " Budi\u00a0", env=env, stdin="kata-sandi-kota\n")
+    again = pontibot("staff", "add", "ＢＵＤＩ", env=env, stdin="kata-sandi-kota\n")
+
+    assert common.returncode == 2 and "terlalu umum" in common.stderr
+    assert with_name.returncode == 2 and "nama pengguna" in with_name.stderr
+    assert spaces_only.returncode == 2 and "nama pengguna" in spaces_only.stderr
+    assert added.returncode == 0, added.stderr
+    assert again.returncode == 1 and "sudah ada" in again.stderr
+
+    async def names() -> list[str]:
+        db = Database(env["PONTIBOT_DATABASE__URL"])
+        try:
+            async with db.session() as session:
+                return [u.username for u in await staff_repo.list_staff_users(session)]
+        finally:
+            await db.dispose()
+
+    assert asyncio.run(names()) == ["budi"]

@@ -57,7 +57,7 @@ async def test_a_whole_turn_is_stored_and_read_back_through_the_orm(db: Database
         resident = await session.get(Resident, record.resident_id)
         conversation = await session.get(Conversation, record.conversation_id)
         lines = (await session.execute(select(Message).order_by(Message.id))).scalars().all()
-        processed = await session.get(ProcessedMessage, ("webchat", "m-1"))
+        processed = await session.get(ProcessedMessage, ("webchat", "warga-1", "m-1"))
 
     assert (record.display_name, record.state, record.slots, record.turns, seen) == (
         "Warga",

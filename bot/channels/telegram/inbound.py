@@ -305,7 +305,7 @@ class UpdateHandler:
         """Answer a message the flows cannot use (sticker, voice, edit…) once; the flow state is kept."""
         async with self._db.session() as session:
             fresh = await repo.claim_platform_message(
-                session, channel=Channel.TELEGRAM.value, message_id=self._key(update)
+                session, channel=Channel.TELEGRAM.value, chat_id=chat_id, message_id=self._key(update)
             )
             if not fresh:
                 return

@@ -152,7 +152,7 @@ class WhatsAppChannel:
         # download is still answered before the text sent right after it.
         async with self._order.hold(ConversationKey(self.channel.value, inbound.chat_id)):
             try:
-                if await self._seen(inbound.message_sid):
+                if await self._seen(inbound.chat_id, inbound.message_sid):
                     logger.info("whatsapp retry of %s dropped", inbound.message_sid)
                     return
                 msg, notes = await self.to_message(inbound)
@@ -167,11 +167,11 @@ class WhatsAppChannel:
                     mask_id(inbound.chat_id),
                 )
 
-    async def _seen(self, message_sid: str) -> bool:
-        """True when the message was handled before (saves downloading a retry's media again)."""
+    async def _seen(self, chat_id: str, message_sid: str) -> bool:
+        """True when the chat's message was handled before (saves downloading a retry's media again)."""
         async with self.db.session() as session:
             processed = await repo.get_processed_message(
-                session, channel=self.channel.value, message_id=message_sid
+                session, channel=self.channel.value, chat_id=chat_id, message_id=message_sid
             )
         return processed is not None
 

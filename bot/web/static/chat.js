@@ -14,12 +14,8 @@
   const MAX_SIDE = 1600;
 
   let lang = localStorage.getItem(storageKey + ".lang") || document.documentElement.lang || "id";
-  let sessionId = localStorage.getItem(storageKey);
-  if (!sessionId) {
-    sessionId = (params.get("source") === "cfd" ? "cfd-" : "web-") + randomId();
-    localStorage.setItem(storageKey, sessionId);
-  }
   let lastEvent = Number(localStorage.getItem(storageKey + ".after") || 0);
+  let sessionId = localStorage.getItem(storageKey) || newSession();
 
   function t(key) { return (catalogue[lang] || catalogue.id)[key] || catalogue.id[key] || key; }
 
@@ -34,9 +30,26 @@
     document.querySelectorAll("[data-t-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.tPlaceholder); });
   }
 
+  // The session id is the conversation's only credential: 128 random bits as 32 hex digits.
+  // crypto.getRandomValues works on plain-HTTP booth Wi-Fi too (randomUUID needs a secure context).
   function randomId() {
-    if (window.crypto && crypto.randomUUID) return crypto.randomUUID().replace(/-/g, "");
-    return Date.now().toString(36) + Math.random().toString(36).slice(2);
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function newSession() {
+    const id = (params.get("source") === "cfd" ? "cfd-" : "web-") + randomId();
+    localStorage.setItem(storageKey, id);
+    localStorage.removeItem(storageKey + ".after");
+    lastEvent = 0;
+    return id;
+  }
+
+  function failureText(err) {
+    if (err.status === 429) {
+      return t("too_many_sessions").replace("{seconds}", String(err.retryAfter || 60));
+    }
+    return t("send_failed");
   }
 
   function linkify(node, text) {
@@ -94,14 +107,16 @@
     if (!res.ok) {
       const err = new Error((data.error && data.error.message) || t("send_failed"));
       err.status = res.status;
+      err.code = data.error && data.error.code;
+      err.retryAfter = Number(res.headers.get("Retry-After")) || 0;
       throw err;
     }
     return data;
   }
 
-  async function send(message) {
+  async function send(message, retried) {
     const shown = message.text || (message.location ? t("location_shared") : "");
-    if (shown) addMessage(shown, "me");
+    if (shown && !retried) addMessage(shown, "me");
     const body = Object.assign({ session_id: sessionId, message_id: "m-" + randomId() }, message);
     if (!body.text) delete body.text;
     try {
@@ -112,7 +127,12 @@
       }, 0);
       for (const reply of data.replies || []) addReply(reply);
     } catch (err) {
-      addMessage(t("send_failed"), "bot", "error");
+      if (err.code === "weak_session_id" && !retried) {
+        // An id an older page made without enough randomness, whose conversation is gone: start afresh.
+        sessionId = newSession();
+        return send(message, true);
+      }
+      addMessage(failureText(err), "bot", "error");
     }
   }
 
@@ -154,7 +174,7 @@
       for (const reply of data.replies || []) addReply(reply);
     } catch (err) {
       bubble.classList.remove("pending");
-      addMessage(err.status === 413 ? t("photo_too_big") : err.status === 415 ? t("photo_not_image") : t("send_failed"), "bot", "error");
+      addMessage(err.status === 413 ? t("photo_too_big") : err.status === 415 ? t("photo_not_image") : failureText(err), "bot", "error");
     }
   }
 
