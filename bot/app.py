@@ -19,7 +19,7 @@ from bot.channels.webchat import PHOTO_PATH, webchat_router
 from bot.logs import configure_logging, secret_values
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
-from bot.staff.routes import install_staff
+from bot.staff.web import install_staff
 from bot.web import STATIC_DIR
 from bot.web.deps import RuntimeDep
 from bot.web.http import (

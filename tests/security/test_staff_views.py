@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import update
 
 from bot.runtime import Runtime
-from bot.staff.routes import StaffJSONResponse, templates
+from bot.staff.web.common import StaffJSONResponse, templates
 from storage.models import Resident as ResidentRow
 from tests.channels.conftest import load_update
 from tests.channels.fake_telegram import FakeTelegram

@@ -1,6 +1,6 @@
 """Console pages and API for complaints, dead letters, demo permits and announcements.
 
-Same rules as :mod:`bot.staff.routes`: pages need a session (else the login page), forms carry the
+Same rules as :mod:`bot.staff.web`: pages need a session (else the login page), forms carry the
 session's CSRF token; the API takes the session cookie (+ ``X-CSRF-Token`` for changes) or the bearer
 token (else 401). Every change, and every view of a complaint photo, is audit-logged.
 """
@@ -28,7 +28,7 @@ from bot.staff.complaints import (
 )
 from bot.staff.handoffs import StaffActionError
 from bot.staff.operations import SEGMENT_LABELS, STAGE_LABELS, Operations, dead_letter_dict
-from bot.staff.routes import FLASH_COOKIE, ApiChanger, ApiPrincipal, PagePrincipal, _render
+from bot.staff.web.common import FLASH_COOKIE, ApiChanger, ApiPrincipal, PagePrincipal, render
 from bot.web.deps import RuntimeDep
 from integrations.base import ComplaintStatus
 
@@ -130,7 +130,7 @@ def work_router() -> APIRouter:
         work = ComplaintWork(rt)
         if not work.local:
             filed, total = await work.filed_in_open311(page=page)
-            return _render(
+            return render(
                 request,
                 "complaints_open311.html",
                 me,
@@ -143,7 +143,7 @@ def work_router() -> APIRouter:
             )
         filters = _filters(status, category, agency, kelurahan, q, overdue, date_from, date_to, page)
         found = await work.search(filters)
-        return _render(
+        return render(
             request,
             "complaints.html",
             me,
@@ -170,7 +170,7 @@ def work_router() -> APIRouter:
         """One complaint: description, photos, location, supporters, history, and the status form."""
         work = ComplaintWork(rt)
         detail = await work.detail(ticket)
-        return _render(
+        return render(
             request,
             "complaint.html",
             me,
@@ -221,7 +221,7 @@ def work_router() -> APIRouter:
     ) -> HTMLResponse:
         """Messages that could not be delivered, with a requeue button each."""
         letters, total = await Operations(rt).dead_letters(page=page, channel=channel)
-        return _render(
+        return render(
             request,
             "outbox.html",
             me,
@@ -250,7 +250,7 @@ def work_router() -> APIRouter:
         """Demo permits with their stage and a button to move each on (the booth's control too)."""
         ops = Operations(rt)
         permits = await ops.demo_permits() if ops.demo is not None else []
-        return _render(
+        return render(
             request,
             "demo.html",
             me,
@@ -291,7 +291,7 @@ def work_router() -> APIRouter:
         if sent is not None and current is None:
             current = await ops.broadcast_line(sent)
         running = any(not b.progress.finished for b in recent)
-        return _render(
+        return render(
             request,
             "broadcast.html",
             me,
