@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from bot.booth.screen import booth_router
@@ -42,8 +42,6 @@ class ParseRequest(BaseModel):
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_kwargs: Any) -> FastAPI:
     """The whole HTTP surface; the lifespan opens the runtime (unless one is given) and closes it."""
-    registry = CollectorRegistry()
-    turns = Counter("pontibot_turns", "Messages handled", ["channel"], registry=registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +70,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.turns = turns
     install_error_handlers(app)
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.server.public_url.startswith("https://"))
     app.add_middleware(
@@ -100,9 +97,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
         return JSONResponse({"status": "ok", "database": "up"})
 
     @app.get("/metrics", tags=["ops"])
-    async def metrics() -> Response:
+    async def metrics(rt: RuntimeDep) -> Response:
         """Prometheus text exposition."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(rt.metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/model/parse", tags=["nlu"])
     async def model_parse(body: ParseRequest, rt: RuntimeDep) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prometheus_client import CollectorRegistry
+
 from bot.channels.base import ChannelService
 from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.dispatcher import Dispatcher
@@ -84,6 +86,7 @@ class Runtime:
     backends: Backends
     media: MediaStore
     client_limits: AddressLimiter  # per client address: new web chat sessions, handoffs
+    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)  # this process's (GET /metrics)
     channels: dict[Channel, ChannelService] = field(default_factory=dict)
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
     notifications: Notifications | None = None  # set when started: jobs and outbox dispatch

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +113,7 @@ class Dispatcher:
         clock: Any = None,
         flood: ResidentRateLimiter | None = None,
         addresses: AddressLimiter | None = None,
+        on_turn: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.parser = parser
@@ -127,9 +128,16 @@ class Dispatcher:
         self.clock = clock
         self.flood = flood
         self.addresses = addresses
+        self.on_turn = on_turn
 
     async def handle(self, msg: IncomingMessage) -> DispatchResult:
         """Process one message in order with others of its conversation; never raises for flow bugs."""
+        result = await self._handle(msg)
+        if self.on_turn is not None and not result.duplicate:
+            self.on_turn(msg.channel.value)
+        return result
+
+    async def _handle(self, msg: IncomingMessage) -> DispatchResult:
         msg = storable(msg)
         key = ConversationKey(msg.channel.value, msg.chat_id)
         async with self.locks.hold(key):

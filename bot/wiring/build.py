@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter
+from prometheus_client import CollectorRegistry, Counter
 
 from bot.channels.base import ChannelService
 from bot.channels.telegram.channel import TelegramChannel
@@ -117,6 +118,10 @@ async def build_runtime(
         await db.dispose()
         raise
     client_limits = AddressLimiter.from_settings(settings.server)
+    metrics = CollectorRegistry()
+    turns = Counter(
+        "pontibot_turns", "Messages handled (not platform retries)", ["channel"], registry=metrics
+    )
     dispatcher = Dispatcher(
         db=db,
         parser=parser,
@@ -132,8 +137,11 @@ async def build_runtime(
             rate=settings.server.resident_messages_per_minute / 60, burst=settings.server.resident_burst
         ),
         addresses=client_limits,
+        on_turn=lambda channel: turns.labels(channel).inc(),
     )
     media = MediaStore(settings.server.media_dir, max_bytes=settings.server.media_max_bytes)
-    runtime = Runtime(settings, db, parser, texts, engine, dispatcher, backends, media, client_limits)
+    runtime = Runtime(
+        settings, db, parser, texts, engine, dispatcher, backends, media, client_limits, metrics=metrics
+    )
     runtime.channels = build_channels(runtime)
     return runtime
