@@ -210,10 +210,11 @@ def prepare(statement: Statement, dialect: Dialect) -> _Prepared:
 
 
 class TurnStore:
-    """The driver connection of one turn's session, and the turn's statements on it.
+    """A turn's unit of work: the one storage API the dispatcher calls for a turn.
 
-    Use it only inside the session it was opened on, and flush the session first when ORM objects
-    changed before a statement here.
+    Its own statements run on the driver connection of the turn's session (few round trips); what
+    flows change through the ORM on that session (``ctx.services.session``) is flushed before the
+    turn's last writes (:meth:`finish`), so the caller never orders the two.
     """
 
     def __init__(
@@ -290,6 +291,27 @@ class TurnStore:
         )
         return record, message_id is not None and bool(row[9])
 
+    async def earlier_answer(
+        self, *, channel: str, chat_id: str, message_id: str
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """The replies recorded for a handled message of this chat (a platform retry gets them again),
+        and the conversation it belonged to."""
+        processed = await repo.get_processed_message(
+            self.session, channel=channel, chat_id=chat_id, message_id=message_id
+        )
+        if processed is None:
+            return [], None
+        return list((processed.response or {}).get("replies", [])), processed.conversation_id
+
+    async def update_resident(self, resident_id: int, **values: Any) -> None:
+        """Change the resident's columns (language, source) in this turn."""
+        await repo.update_resident(self.session, resident_id=resident_id, values=values)
+
+    def line(self, **fields: Any) -> dict[str, Any]:
+        """One transcript line's column values at the turn's time (``repositories.message_row``)."""
+        fields.setdefault("created_at", self.now)
+        return repo.message_row(**fields)
+
     async def store_inbound(self, row: Mapping[str, Any], *, resident_id: int, at: datetime) -> None:
         """The resident's message into the transcript (``repositories.message_row``); the resident
         wrote at ``at`` (WhatsApp's window starts there) and can be written to again."""
@@ -310,7 +332,11 @@ class TurnStore:
     ) -> None:
         """What a turn leaves: the conversation's new ``(state, slots)`` (one more turn, one more
         version), the replies' transcript lines, and ``(channel, message_id, replies)`` recorded as
-        handled in the conversation's chat (a platform retry of it is answered the same)."""
+        handled in the conversation's chat (a platform retry of it is answered the same).
+
+        What the flows changed through the ORM is flushed first: the turn's own writes come last.
+        """
+        await self.session.flush()
         parts: list[tuple[Statement, Mapping[str, Any]]] = []
         if advance is not None:
             state, slots = advance

@@ -28,7 +28,6 @@ from flows.texts import Texts
 from integrations.base import ComplaintDesk, PermitBackend
 from integrations.units import joined
 from nlu.result import FALLBACK_INTENT, IntentScore, NluParser, ParseResult
-from storage import repositories as repo
 from storage.db import Database
 from storage.errors import DatabaseUnavailable
 from storage.turn_store import ConversationRecord, TurnStore
@@ -207,11 +206,7 @@ class Dispatcher:
             replies = tuple(step.replies)
             state = step.next_state
             if step.language in ("id", "en") and step.language != record.language:
-                await repo.update_resident(
-                    session, resident_id=record.resident_id, values={"language": step.language}
-                )
-            # What flows changed through the ORM is written first: the turn's own writes come last.
-            await session.flush()
+                await store.update_resident(record.resident_id, language=step.language)
             await self._finish(store, record, msg, replies, advance=(state, apply_slots(record.slots, step)))
             logger.info(
                 "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
@@ -255,30 +250,26 @@ class Dispatcher:
             message_id=msg.message_id,
         )
         if seen:
-            return await self._answer_duplicate(store.session, msg)
+            return await self._answer_duplicate(store, msg)
         if not self.engine.knows_state(record.state):
             record = dataclasses.replace(record, state=None)
         # Before the flows run: a flow that erases the resident's data erases this message too.
         await store.store_inbound(
-            self._inbound_row(record.conversation_id, msg, nlu, store.now),
+            self._inbound_row(store, record.conversation_id, msg, nlu),
             resident_id=record.resident_id,
             at=msg.received_at,
         )
         if msg.start_param and not record.source:
-            await repo.update_resident(
-                store.session, resident_id=record.resident_id, values={"source": msg.start_param[:32]}
-            )
+            await store.update_resident(record.resident_id, source=msg.start_param[:32])
         return record
 
-    async def _answer_duplicate(self, session: AsyncSession, msg: IncomingMessage) -> DispatchResult:
+    async def _answer_duplicate(self, store: TurnStore, msg: IncomingMessage) -> DispatchResult:
         assert msg.message_id is not None
         logger.info("duplicate message dropped channel=%s id=%s", msg.channel, msg.message_id)
-        processed = await repo.get_processed_message(
-            session, channel=msg.channel.value, chat_id=msg.chat_id, message_id=msg.message_id
+        stored, conversation_id = await store.earlier_answer(
+            channel=msg.channel.value, chat_id=msg.chat_id, message_id=msg.message_id
         )
-        stored = (processed.response or {}).get("replies", []) if processed else []
         replies = tuple(Reply.from_dict(r) for r in stored)
-        conversation_id = processed.conversation_id if processed else None
         return DispatchResult(replies, duplicate=True, conversation_id=conversation_id)
 
     def _context(
@@ -309,7 +300,7 @@ class Dispatcher:
 
     @staticmethod
     def _inbound_row(
-        conversation_id: int, msg: IncomingMessage, nlu: ParseResult | None, at: datetime
+        store: TurnStore, conversation_id: int, msg: IncomingMessage, nlu: ParseResult | None
     ) -> dict[str, Any]:
         # The transcript's clock is ours (retention and ordering rely on it); the platform's is kept.
         data: dict[str, Any] = {"kind": msg.kind.value, "sent_at": msg.received_at.isoformat()}
@@ -319,7 +310,7 @@ class Dispatcher:
             data["media"] = [{"key": m.key, "content_type": m.content_type} for m in msg.media]
         if nlu is not None and nlu.entities:
             data["entities"] = [{"entity": e.entity, "value": e.value} for e in nlu.entities]
-        return repo.message_row(
+        return store.line(
             conversation_id=conversation_id,
             direction="in",
             kind="message",
@@ -329,7 +320,6 @@ class Dispatcher:
             intent=nlu.intent_name if nlu else None,
             confidence=nlu.confidence if nlu else None,
             platform_message_id=msg.message_id,
-            created_at=at,
         )
 
     async def _finish(
@@ -345,13 +335,8 @@ class Dispatcher:
         conversation's new ``(state, slots)`` when the turn ran the flows."""
         rendered = [reply.to_dict() for reply in replies]
         rows = [
-            repo.message_row(
-                conversation_id=record.conversation_id,
-                direction="out",
-                kind=kind,
-                text=reply.text,
-                data=data,
-                created_at=store.now,
+            store.line(
+                conversation_id=record.conversation_id, direction="out", kind=kind, text=reply.text, data=data
             )
             for reply, data in zip(replies, rendered, strict=True)
         ]
@@ -371,7 +356,7 @@ class Dispatcher:
             )
             reply = Reply(self.texts.render(record.language, "error.generic"))
             await store.store_inbound(
-                self._inbound_row(record.conversation_id, msg, nlu, store.now),
+                self._inbound_row(store, record.conversation_id, msg, nlu),
                 resident_id=record.resident_id,
                 at=msg.received_at,
             )
