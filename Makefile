@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: venv run demo chat test test-pg lint format bench lock clean
+.PHONY: venv test-deps run demo chat test test-pg lint format bench lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,12 @@ demo: venv
 	$(BIN)/pontibot db upgrade
 	$(BIN)/pontibot demo
 
+## test-deps: Debian chromium and an emoji font for the browser tests (apt as root or with sudo)
+test-deps:
+	@sh scripts/test_deps.sh
+
 ## test: the whole suite on SQLite
-test: venv
+test: venv test-deps
 	$(BIN)/python -m pytest
 
 ## test-pg: the database tests again on PostgreSQL ($(PG_TEST_URL))

@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Browser, async_playwright
 
 from tests.conftest import REPO
-from tests.staff.conftest import api, clock, console, resident, settings  # noqa: F401  (shared fixtures)
+from tests.bot.staff.conftest import api, clock, console, resident, settings  # noqa: F401  (shared fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -27,15 +27,17 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Everything here drives the browser."""
+    """Everything in this directory drives the browser (the hook sees the whole session's items)."""
+    here = Path(__file__).parent
     for item in items:
-        item.add_marker(pytest.mark.browser)
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    """Debian's chromium, headless (``.ci/run`` installs it when missing)."""
-    assert CHROMIUM.exists(), "install Debian's chromium: apt-get install -y chromium"
+    """Debian's chromium, headless (``make test`` installs it when missing: scripts/test_deps.sh)."""
+    assert CHROMIUM.exists(), "install Debian's chromium: make test-deps (or apt-get install -y chromium)"
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
