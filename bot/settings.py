@@ -6,10 +6,11 @@ the environment. An invalid value raises :class:`ConfigError` naming the key and
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from datetime import time
 from pathlib import Path
@@ -424,6 +425,20 @@ def _read_secrets(environ: dict[str, str]) -> Secrets:
     )
 
 
+def _closest_key(loc: Sequence[Any]) -> str:
+    """The hint "; did you mean server.port?" for a mistyped key, from its section's fields."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        section = field.annotation if field is not None else None
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            return ""
+        model = section
+    closest = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    prefix = ".".join(str(part) for part in loc[:-1])
+    return f"; did you mean {prefix + '.' if prefix else ''}{closest[0]}?" if closest else ""
+
+
 def _describe(errors: list[Any], source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for err in errors:
@@ -431,6 +446,9 @@ def _describe(errors: list[Any], source: str) -> str:
         env = ENV_PREFIX + "__".join(str(part).upper() for part in err["loc"])
         got = err.get("input")
         got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+        if err.get("type") == "extra_forbidden":
+            lines.append(f"  {key}: no such setting ({err['msg']}){got_text}{_closest_key(err['loc'])}")
+            continue
         lines.append(f"  {key}: {err['msg']}{got_text} — set it in the config file or {env}")
     return "\n".join(lines)
 
@@ -459,6 +477,7 @@ def load_settings(
     if "secrets" in data:
         raise ConfigError(f"{config_path}: secrets belong in the environment, not in the file")
     data = _deep_merge(data, overrides)
+    _refuse_unknown_variables(env)
     data["secrets"] = _read_secrets(env)
     token = _ENVIRON.set(env)
     try:
@@ -467,6 +486,35 @@ def load_settings(
         raise ConfigError(_describe(exc.errors(), str(config_path))) from None
     finally:
         _ENVIRON.reset(token)
+
+
+# PONTIBOT_* variables that are not settings: the config file's path, a secret, and the test suite's
+# and benchmarks' own (PONTIBOT_TEST_*, PONTIBOT_BENCH_*).
+NOT_SETTINGS = frozenset({"CONFIG", "STAFF__API_TOKEN"})
+RESERVED_PREFIXES = ("TEST_", "BENCH_")
+
+
+def _refuse_unknown_variables(env: Mapping[str, str]) -> None:
+    """A ``PONTIBOT_*`` variable that names no setting is a typo: stop, naming it and the closest key.
+
+    Keys inside a known section are checked by the sections themselves (``extra="forbid"``).
+    """
+    known = {name.upper() for name in Settings.model_fields if name != "secrets"}
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX.upper()):
+            continue
+        rest = upper[len(ENV_PREFIX) :]
+        if rest in NOT_SETTINGS or rest.startswith(RESERVED_PREFIXES):
+            continue
+        head = rest.split("__", 1)[0]
+        if head in known:
+            continue
+        closest = difflib.get_close_matches(head, sorted(known), n=1)
+        hint = f"; did you mean {ENV_PREFIX}{closest[0]}{'__…' if '__' in rest else ''}?" if closest else ""
+        raise ConfigError(
+            f"{name}: no such setting ({head.lower()!r} is not a section or key of config.yml){hint}"
+        )
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
