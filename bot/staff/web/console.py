@@ -26,7 +26,7 @@ from bot.staff.auth import (
     token_digest,
     verify_password,
 )
-from bot.staff.complaints import CATEGORY_LABELS
+from bot.staff.complaint_views import CATEGORY_LABELS
 from bot.staff.handoffs import StaffDesk
 from bot.staff.web.common import IDEMPOTENCY_PATTERN, INTENT_LABELS, PagePrincipal, render, same_site, wib
 from bot.web.deps import RuntimeDep

@@ -17,15 +17,15 @@ from pydantic import BaseModel, Field
 
 from bot.notifications.changes import MAX_BROADCAST_CHARS, SEGMENTS
 from bot.staff.auth import check_csrf, client_ip, require_admin
-from bot.staff.complaints import (
+from bot.staff.complaint_views import (
     ACTION_LABELS,
     CATEGORY_LABELS,
     STATUS_LABELS,
     ComplaintFilters,
-    ComplaintWork,
     agencies_of,
     kelurahan_names,
 )
+from bot.staff.complaints import ComplaintWork
 from bot.staff.handoffs import StaffActionError
 from bot.staff.operations import SEGMENT_LABELS, STAGE_LABELS, Operations, dead_letter_dict
 from bot.staff.web.common import FLASH_COOKIE, ApiChanger, ApiPrincipal, PagePrincipal, render
