@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -95,6 +95,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
             logger.warning("health check: database unreachable", exc_info=True)
             return JSONResponse({"status": "degraded", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "up"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """The icon browsers ask for on every page (web chat, booth, staff console)."""
+        return FileResponse(
+            STATIC_DIR / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
+        )
 
     @app.get("/metrics", tags=["ops"])
     async def metrics(rt: RuntimeDep) -> Response:

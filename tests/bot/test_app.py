@@ -1,4 +1,4 @@
-"""The app's operations endpoints over real HTTP: /metrics counts handled messages per channel."""
+"""The app's own endpoints over real HTTP: /metrics counts handled messages per channel, the favicon."""
 
 from __future__ import annotations
 
@@ -25,3 +25,11 @@ async def test_metrics_count_each_handled_message_once_and_not_its_retry(live_se
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert turns(metrics.text, "webchat") - before == 2
+
+
+async def test_the_favicon_is_served_on_every_page(live_server: LiveServer) -> None:
+    response = await live_server.client.get("/favicon.ico")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/x-icon"
+    assert response.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
