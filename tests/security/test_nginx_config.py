@@ -37,6 +37,7 @@ PUBLIC = {
     "/booth",
     "/booth/stats",
     "/healthz",
+    "/favicon.ico",
 }
 
 
