@@ -11,7 +11,7 @@ from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -73,17 +73,23 @@ def _parse_date(text: str | None) -> date | None:
     return parsed
 
 
-def _filters(
-    status: str | None,
-    category: str | None,
-    agency: str | None,
-    kelurahan: str | None,
-    q: str | None,
-    overdue: str | None,
-    date_from: str | None,
-    date_to: str | None,
-    page: int,
+Text64 = Annotated[str | None, Query(max_length=64)]
+Text128 = Annotated[str | None, Query(max_length=128)]
+Text10 = Annotated[str | None, Query(max_length=10)]
+
+
+def complaint_filters(
+    status: Text64 = None,
+    category: Text64 = None,
+    agency: Text128 = None,
+    kelurahan: Text64 = None,
+    q: Text128 = None,
+    overdue: Text10 = None,
+    date_from: Text10 = None,
+    date_to: Text10 = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> ComplaintFilters:
+    """The complaints list's query parameters (page and API alike), validated (422 when not)."""
     if status and status not in STATUS_LABELS:
         raise StaffActionError("Status tidak dikenal.", 422)
     return ComplaintFilters(
@@ -99,9 +105,7 @@ def _filters(
     )
 
 
-Text64 = Annotated[str | None, Query(max_length=64)]
-Text128 = Annotated[str | None, Query(max_length=128)]
-Text10 = Annotated[str | None, Query(max_length=10)]
+Filters = Annotated[ComplaintFilters, Depends(complaint_filters)]
 
 
 # --- pages ----------------------------------------------------------------------------------------
@@ -116,32 +120,23 @@ def work_router() -> APIRouter:
         request: Request,
         rt: RuntimeDep,
         me: PagePrincipal,
-        status: Text64 = None,
-        category: Text64 = None,
-        agency: Text128 = None,
-        kelurahan: Text64 = None,
-        q: Text128 = None,
-        overdue: Text10 = None,
-        date_from: Text10 = None,
-        date_to: Text10 = None,
-        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+        filters: Filters,
     ) -> HTMLResponse:
         """Complaints with filters and paging (or, with Open311, what the bot filed there)."""
         work = ComplaintWork(rt)
         if not work.local:
-            filed, total = await work.filed_in_open311(page=page)
+            filed, total = await work.filed_in_open311(page=filters.page)
             return render(
                 request,
                 "complaints_open311.html",
                 me,
                 filed=filed,
                 total=total,
-                page=page,
+                page=filters.page,
                 base_url=rt.settings.complaints.open311.base_url,
                 nav="complaints",
                 **_labels(),
             )
-        filters = _filters(status, category, agency, kelurahan, q, overdue, date_from, date_to, page)
         found = await work.search(filters)
         return render(
             request,
@@ -361,15 +356,7 @@ def work_api_router() -> APIRouter:
     async def complaints(
         rt: RuntimeDep,
         principal: ApiPrincipal,
-        status: Text64 = None,
-        category: Text64 = None,
-        agency: Text128 = None,
-        kelurahan: Text64 = None,
-        q: Text128 = None,
-        overdue: Text10 = None,
-        date_from: Text10 = None,
-        date_to: Text10 = None,
-        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+        filters: Filters,
     ) -> dict[str, Any]:
         """Local complaints matching the filters, newest first, 25 a page (reporters masked).
 
@@ -377,14 +364,13 @@ def work_api_router() -> APIRouter:
         """
         work = ComplaintWork(rt)
         if not work.local:
-            filed, total = await work.filed_in_open311(page=page)
+            filed, total = await work.filed_in_open311(page=filters.page)
             return {
                 "backend": "open311",
                 "complaints": [f.to_dict() for f in filed],
                 "total": total,
-                "page": page,
+                "page": filters.page,
             }
-        filters = _filters(status, category, agency, kelurahan, q, overdue, date_from, date_to, page)
         return {"backend": "local", **(await work.search(filters)).to_dict()}
 
     @router.get("/complaints/{ticket}")
