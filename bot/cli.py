@@ -6,13 +6,13 @@ import asyncio
 import getpass
 import importlib
 import pkgutil
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from bot.settings import ConfigError, Settings, load_settings
+from bot.commands import ConfigOption, settings_from
+from bot.settings import ConfigError
 
 app = typer.Typer(
     name="pontibot",
@@ -23,19 +23,6 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 console = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $PONTIBOT_CONFIG or ./config.yml)."),
-]
-
-
-def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        return load_settings(config, None, **overrides)
-    except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -61,7 +48,7 @@ def run(
         server["port"] = port
     if workers:
         server["workers"] = workers
-    settings = _settings(config, **({"server": server} if server else {}))
+    settings = settings_from(config, **({"server": server} if server else {}))
     configure_logging(settings.log_level, secrets=secret_values(settings))
     # Each worker process loads its settings itself (bot.app:create_app_from_env): hand it ours.
     if config is not None:
@@ -98,7 +85,7 @@ def chat(
     from bot.logs import configure_logging
     from bot.wiring import build_runtime, close_runtime
 
-    settings = _settings(config)
+    settings = settings_from(config)
     configure_logging("WARNING")
     channel = ConsoleChannel(user or f"console-{getpass.getuser()}", settings.default_language)
 
@@ -135,7 +122,7 @@ def db_upgrade(
     from storage.db import sqlite_path
     from storage.migrate import upgrade
 
-    settings = _settings(config)
+    settings = settings_from(config)
     path = sqlite_path(settings.database_url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

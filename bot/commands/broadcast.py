@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bot.commands import ConfigOption, open_database, settings_from
 from bot.notifications.broadcast import BroadcastError, BroadcastProgress, broadcast_progress, queue_broadcast
-from bot.settings import ConfigError, Settings, load_settings
+from bot.settings import Settings
 from flows.texts import Texts
 from storage.db import Database
-from storage.migrate import schema_is_current
 
 NAME = "broadcast"
 app = typer.Typer(
@@ -25,14 +25,6 @@ app = typer.Typer(
 )
 _err = Console(stderr=True)
 POLL_SECONDS = 0.25
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        _err.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
 
 
 @app.callback(invoke_without_command=True)
@@ -46,16 +38,13 @@ def broadcast(
     lang: Annotated[str | None, typer.Option("--lang", help="Only residents who speak id or en.")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Show delivery progress until done.")] = True,
     timeout: Annotated[float, typer.Option(help="Stop watching after this many seconds.")] = 3600.0,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", "-c", help="Config file (default: $PONTIBOT_CONFIG or ./config.yml)."),
-    ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Queue the announcement in TEXT_FILE for a segment of residents and show its delivery.
 
     A running pontibot server delivers it; when none runs, this command delivers it itself.
     """
-    settings = _settings(config)
+    settings = settings_from(config)
     text = text_file.read_text(encoding="utf-8")
     actor = f"cli:{getpass.getuser()}"
     try:
@@ -79,20 +68,18 @@ async def _run(
     wait: bool,
     watch_seconds: float,
 ) -> None:
-    db = Database(settings.database_url)
-    try:
-        if not await schema_is_current(db.engine):
-            _err.print("[red]the database schema is not up to date: run `pontibot db upgrade`[/red]")
-            raise typer.Exit(1)
+    async def queue_and_watch(db: Database) -> BroadcastProgress | None:
         queued = await queue_broadcast(
             db, Texts.load(), text=text, segment=segment, language=lang, actor=actor
         )
         _err.print(f"broadcast {queued.id}: {queued.recipients} recipients ({segment}, {lang or 'id+en'})")
         if not wait or queued.recipients == 0:
-            return
-        progress = await _watch(settings, db, queued.id, queued.recipients, watch_seconds)
-    finally:
-        await db.dispose()
+            return None
+        return await _watch(settings, db, queued.id, queued.recipients, watch_seconds)
+
+    progress = await open_database(settings, queue_and_watch)
+    if progress is None:
+        return
     _err.print(
         f"sent {progress.sent}, skipped {progress.skipped}, failed {progress.dead}, "
         f"waiting {progress.waiting}"

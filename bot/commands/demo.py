@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,12 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.settings import ConfigError, Settings, load_settings
+from bot.commands import ConfigOption, settings_from, with_database
+from bot.settings import Settings
 from bot.wiring.backends import demo_permit_backend
 from integrations.base import DemoPermits, IntegrationError, Permit, PermitStage
 from integrations.permit_stages import next_stage
 from storage.db import Database
-from storage.migrate import schema_is_current
 
 app = typer.Typer(
     name="demo",
@@ -30,18 +29,9 @@ app = typer.Typer(
 _err = Console(stderr=True)
 T = TypeVar("T")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $PONTIBOT_CONFIG or ./config.yml)."),
-]
-
 
 def _settings(config: Path | None, **overrides: Any) -> Settings:
-    try:
-        settings = load_settings(config, None, **overrides)
-    except ConfigError as exc:
-        _err.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
+    settings = settings_from(config, **overrides)
     if settings.permits.backend != "demo":
         _err.print("[red]permits.backend is not demo: there are no demo permits to show or advance[/red]")
         raise typer.Exit(2)
@@ -49,19 +39,14 @@ def _settings(config: Path | None, **overrides: Any) -> Settings:
 
 
 def _with_demo(settings: Settings, work: Callable[[DemoPermits, Database], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = Database(settings.database_url)
-        try:
-            if not await schema_is_current(db.engine):
-                _err.print("[red]the database schema is not up to date: run `pontibot db upgrade`[/red]")
-                raise typer.Exit(1)
-            backend = demo_permit_backend(settings, db)
-            await backend.seed()
-            return await work(backend, db)
-        finally:
-            await db.dispose()
+    """Run ``work`` on the demo permits (seeded when their table is empty) and the database."""
 
-    return asyncio.run(run())
+    async def run(db: Database) -> T:
+        backend = demo_permit_backend(settings, db)
+        await backend.seed()
+        return await work(backend, db)
+
+    return with_database(settings, run)
 
 
 def permit_json(permit: Permit) -> dict[str, Any]:

@@ -3,22 +3,20 @@ Telegram for the staff group)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import ConfigError, Settings, load_settings
+from bot.commands import ConfigOption, in_transaction, settings_from
 from bot.staff.auth import Role, hash_password, normalize_username
 from bot.staff.passwords import password_problem
 from storage import staff_group_repository as staff_group_repo
 from storage import staff_repository as staff_repo
-from storage.db import Database
 
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{2,64}$"
 
@@ -29,19 +27,6 @@ app = typer.Typer(
     add_completion=False,
 )
 _err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="Config file (default: $PONTIBOT_CONFIG or ./config.yml)."),
-]
-
-
-def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        _err.print(f"[red]{exc}[/red]", highlight=False)
-        raise typer.Exit(2) from None
 
 
 def _read_password() -> str:
@@ -72,33 +57,28 @@ def add(
     if problem is not None:
         _err.print(f"[red]{problem}[/red]", highlight=False)
         raise typer.Exit(2)
-    settings = _settings(config)
+    settings = settings_from(config)
 
-    async def create() -> bool:
-        db = Database(settings.database_url)
-        try:
-            async with db.session() as session:
-                if await staff_repo.find_staff_user(session, username=username) is not None:
-                    return False
-                user = await staff_repo.create_staff_user(
-                    session,
-                    username=username,
-                    password_hash=hash_password(password),
-                    role=role.value,
-                    display_name=name,
-                )
-                await staff_repo.add_audit(
-                    session,
-                    who="cli",
-                    what="staff.add",
-                    target=f"user:{user.username}",
-                    details={"role": role.value},
-                )
-                return True
-        finally:
-            await db.dispose()
+    async def create(session: AsyncSession) -> bool:
+        if await staff_repo.find_staff_user(session, username=username) is not None:
+            return False
+        user = await staff_repo.create_staff_user(
+            session,
+            username=username,
+            password_hash=hash_password(password),
+            role=role.value,
+            display_name=name,
+        )
+        await staff_repo.add_audit(
+            session,
+            who="cli",
+            what="staff.add",
+            target=f"user:{user.username}",
+            details={"role": role.value},
+        )
+        return True
 
-    if not asyncio.run(create()):
+    if not in_transaction(settings, create):
         _err.print(f"[red]akun {username!r} sudah ada / account exists already[/red]", highlight=False)
         raise typer.Exit(1)
     _err.print(f"account {username} ({role.value}) created")
@@ -107,27 +87,22 @@ def add(
 @app.command("list")
 def list_accounts(config: ConfigOption = None) -> None:
     """List console accounts (never passwords)."""
-    settings = _settings(config)
+    settings = settings_from(config)
 
-    async def fetch() -> list[tuple[str, str, str, str]]:
-        db = Database(settings.database_url)
-        try:
-            async with db.session() as session:
-                users = await staff_repo.list_staff_users(session)
-                return [
-                    (
-                        u.username,
-                        u.role,
-                        "yes" if u.active else "no",
-                        u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "-",
-                    )
-                    for u in users
-                ]
-        finally:
-            await db.dispose()
+    async def fetch(session: AsyncSession) -> list[tuple[str, str, str, str]]:
+        users = await staff_repo.list_staff_users(session)
+        return [
+            (
+                u.username,
+                u.role,
+                "yes" if u.active else "no",
+                u.last_login_at.isoformat(timespec="minutes") if u.last_login_at else "-",
+            )
+            for u in users
+        ]
 
     table = Table("user", "role", "active", "last login")
-    for row in asyncio.run(fetch()):
+    for row in in_transaction(settings, fetch):
         table.add_row(*row)
     Console().print(table)
 
@@ -138,24 +113,17 @@ def disable(
 ) -> None:
     """Disable an account (its sessions stop working at once)."""
     username = normalize_username(username)
-    settings = _settings(config)
+    settings = settings_from(config)
 
-    async def run() -> bool:
-        db = Database(settings.database_url)
-        try:
-            async with db.session() as session:
-                user = await staff_repo.find_staff_user(session, username=username)
-                if user is None:
-                    return False
-                user.active = False
-                await staff_repo.add_audit(
-                    session, who="cli", what="staff.disable", target=f"user:{user.username}"
-                )
-                return True
-        finally:
-            await db.dispose()
+    async def run(session: AsyncSession) -> bool:
+        user = await staff_repo.find_staff_user(session, username=username)
+        if user is None:
+            return False
+        user.active = False
+        await staff_repo.add_audit(session, who="cli", what="staff.disable", target=f"user:{user.username}")
+        return True
 
-    if not asyncio.run(run()):
+    if not in_transaction(settings, run):
         _err.print(f"[red]no account {username!r}[/red]")
         raise typer.Exit(1)
     _err.print(f"account {username} disabled")
@@ -175,29 +143,24 @@ def link_telegram(
     if not unlink and not re.fullmatch(r"[0-9]{1,20}", telegram_id.strip()):
         _err.print("[red]TELEGRAM_ID: the numeric user id (e.g. 123456789), or 'none'[/red]")
         raise typer.Exit(2)
-    settings = _settings(config)
+    settings = settings_from(config)
 
-    async def run() -> bool:
-        db = Database(settings.database_url)
-        try:
-            async with db.session() as session:
-                user = await staff_group_repo.link_telegram(
-                    session, username=username, telegram_user_id=None if unlink else telegram_id.strip()
-                )
-                if user is None:
-                    return False
-                await staff_repo.add_audit(
-                    session,
-                    who="cli",
-                    what="staff.unlink_telegram" if unlink else "staff.link_telegram",
-                    target=f"user:{user.username}",
-                    details={} if unlink else {"telegram_user_id": telegram_id.strip()},
-                )
-                return True
-        finally:
-            await db.dispose()
+    async def run(session: AsyncSession) -> bool:
+        user = await staff_group_repo.link_telegram(
+            session, username=username, telegram_user_id=None if unlink else telegram_id.strip()
+        )
+        if user is None:
+            return False
+        await staff_repo.add_audit(
+            session,
+            who="cli",
+            what="staff.unlink_telegram" if unlink else "staff.link_telegram",
+            target=f"user:{user.username}",
+            details={} if unlink else {"telegram_user_id": telegram_id.strip()},
+        )
+        return True
 
-    if not asyncio.run(run()):
+    if not in_transaction(settings, run):
         _err.print(f"[red]no account {username!r}[/red]")
         raise typer.Exit(1)
     _err.print(
