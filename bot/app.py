@@ -25,6 +25,7 @@ from bot.web.deps import RuntimeDep
 from bot.web.http import (
     BodyLimitMiddleware,
     ClientAddressMiddleware,
+    RequestIdMiddleware,
     SecurityHeadersMiddleware,
     install_error_handlers,
 )
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     )
     # Outermost: every part (limits, audit log, access log) sees the real client behind nginx.
     app.add_middleware(ClientAddressMiddleware, trusted=settings.server.forwarded_allow_ips)
+    app.add_middleware(RequestIdMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(webchat_router())
     app.include_router(booth_router())
@@ -123,5 +125,5 @@ def create_app_from_env() -> FastAPI:
     worker builds its own runtime in the lifespan (PostgreSQL coordinates them, DESIGN 8).
     """
     settings = load_settings()
-    configure_logging(settings.log_level, secrets=secret_values(settings))
+    configure_logging(settings.log_level, secrets=secret_values(settings), fmt=settings.logging.format)
     return create_app(settings)

@@ -49,7 +49,7 @@ def run(
     if workers:
         server["workers"] = workers
     settings = settings_from(config, **({"server": server} if server else {}))
-    configure_logging(settings.log_level, secrets=secret_values(settings))
+    configure_logging(settings.log_level, secrets=secret_values(settings), fmt=settings.logging.format)
     # Each worker process loads its settings itself (bot.app:create_app_from_env): hand it ours.
     if config is not None:
         os.environ["PONTIBOT_CONFIG"] = str(config.resolve())

@@ -1,11 +1,21 @@
-"""Logging setup: one format, personal data and tokens masked, noisy HTTP loggers quieted."""
+"""Logging setup: text or JSON lines, personal data and tokens masked, noisy HTTP loggers quieted.
+
+Fields bound to the work in hand (:func:`bind`: the request id of an HTTP request, the channel,
+masked chat and flow state of a turn) live in a context variable, so every line logged while that
+work runs carries them — as ``key=value`` at the end of a text line, as keys of a JSON line.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import re
 import sys
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from bot.privacy import MaskingFilter, mask_id
@@ -16,6 +26,8 @@ if TYPE_CHECKING:
 # httpx logs full request URLs, and Telegram's contain the bot token.
 QUIET_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiosqlite", "asyncio")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The bound fields as pairs (immutable, so a context never changes another's).
+_BOUND: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar("log", default=())
 # A web chat session id is the conversation's only credential; request paths carry it.
 SESSION_PATH = re.compile(r"^(/api/chat/)([^/?#]+)(?=/)")
 
@@ -31,6 +43,71 @@ class AccessLogFilter(logging.Filter):
             if path != args[2]:
                 record.args = (args[0], args[1], path, args[3], args[4])
         return True
+
+
+@contextmanager
+def bind(**fields: str | None) -> Iterator[None]:
+    """Add ``fields`` to every line logged in this context (this task and what it awaits).
+
+    Values must already be safe to log (mask chat ids with :func:`bot.privacy.mask_id`).
+    """
+    merged = {**dict(_BOUND.get()), **{k: v for k, v in fields.items() if v is not None}}
+    token = _BOUND.set(tuple(merged.items()))
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
+
+
+def bound_fields() -> dict[str, str]:
+    """The fields bound in this context."""
+    return dict(_BOUND.get())
+
+
+class BoundFieldsFilter(logging.Filter):
+    """Copies the context's bound fields onto each record (``record.bound``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.bound = dict(_BOUND.get())
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message`` and the bound fields as ``key=value``."""
+
+    def __init__(self) -> None:
+        super().__init__(LOG_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The line, with the bound fields after the message."""
+        line = super().format(record)
+        bound: dict[str, str] = getattr(record, "bound", {})
+        if not bound:
+            return line
+        first, _, rest = line.partition("\n")
+        extra = " ".join(f"{key}={value}" for key, value in bound.items())
+        return f"{first} [{extra}]" + (f"\n{rest}" if rest else "")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the bound fields, and the exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one line of JSON (newlines inside values are escaped)."""
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "bound", {}))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
 def install_access_log_filter() -> None:
@@ -53,9 +130,14 @@ def secret_values(settings: Settings) -> list[str]:
 
 
 def configure_logging(
-    level: str = "INFO", *, secrets: list[str] | None = None, stream: TextIO | None = None
+    level: str = "INFO",
+    *,
+    secrets: list[str] | None = None,
+    stream: TextIO | None = None,
+    fmt: str = "text",
 ) -> MaskingFilter:
-    """Log to stderr (or ``stream``) through the masking filter; safe to call more than once.
+    """Log to stderr (or ``stream``) through the masking filter, as text or JSON lines (``fmt``);
+    safe to call more than once.
 
     The filter sits on the root handler, so it sees every logger that propagates (uvicorn with
     ``log_config=None``, alembic, apscheduler, httpx, telegram); handlers that libraries attached
@@ -67,7 +149,8 @@ def configure_logging(
             root.removeHandler(handler)
     masking = MaskingFilter(secrets=secrets or ())
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(BoundFieldsFilter())
     handler.addFilter(masking)
     handler._pontibot = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -66,6 +66,12 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LoggingSettings(_Section):
+    """How log lines look: ``text`` for people, ``json`` (one object per line) for a log collector."""
+
+    format: Literal["text", "json"] = "text"
+
+
 class ServerSettings(_Section):
     """Where the HTTP server listens and how the outside world reaches it."""
 
@@ -350,6 +356,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Pontianak"
     default_language: Literal["id", "en"] = "id"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     nlu: NluSettings = Field(default_factory=NluSettings)

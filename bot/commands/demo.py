@@ -142,7 +142,7 @@ def booth(
     if lan_url:
         demo["lan_url"] = lan_url
     settings = _settings(config, server=server, demo=demo)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.logging.format)
     upgrade(settings.database_url)
     app_ = create_app(settings)
     _err.print(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.flood import FloodVerdict, ResidentRateLimiter
 from bot.conversation.locks import ConversationKey, ConversationLocks
+from bot.logs import bind
 from bot.privacy import mask_id
 from flows.engine import FlowContext, FlowEngine, ResidentInfo, apply_slots
 from flows.handoff import HANDOFF_STATUS, speaks_during_handoff
@@ -131,7 +132,8 @@ class Dispatcher:
 
     async def handle(self, msg: IncomingMessage) -> DispatchResult:
         """Process one message in order with others of its conversation; never raises for flow bugs."""
-        result = await self._handle(msg)
+        with bind(channel=msg.channel.value, chat=mask_id(msg.chat_id)):
+            result = await self._handle(msg)
         if self.on_turn is not None and not result.duplicate:
             self.on_turn(msg.channel.value)
         return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +16,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.logs import bind
 from storage.errors import DatabaseUnavailable
 
 logger = logging.getLogger(__name__)
@@ -185,6 +188,32 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 HSTS = b"max-age=31536000; includeSubDomains"
+
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id (the caller's ``X-Request-ID`` when it is a plain token, else a
+    new one), binds it to the request's log lines and echoes it in the response's ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-request-id"), "")
+        request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with bind(request_id=request_id):
+            await self.app(scope, receive, with_id)
 
 
 class SecurityHeadersMiddleware:

@@ -14,7 +14,9 @@ from tests.conftest import REPO
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        ({"PONTIBOT_LOGGING__FORMAT": "json"}, "PONTIBOT_LOGGING__FORMAT: no such setting ('logging'"),
+        ({"PONTIBOT_LOGGNG__FORMAT": "json"}, "PONTIBOT_LOGGNG__FORMAT: no such setting ('loggng'"),
+        ({"PONTIBOT_LOGGNG__FORMAT": "json"}, "did you mean PONTIBOT_LOGGING__…?"),
+        ({"PONTIBOT_METRICS__PORT": "9100"}, "PONTIBOT_METRICS__PORT: no such setting"),
         ({"PONTIBOT_SERVR__PORT": "9000"}, "did you mean PONTIBOT_SERVER__…?"),
         ({"PONTIBOT_LOGLEVEL": "DEBUG"}, "did you mean PONTIBOT_LOG_LEVEL?"),
         ({"PONTIBOT_SERVER__PROT": "9000"}, "server.prot: no such setting"),
@@ -44,3 +46,9 @@ def test_the_test_suite_and_benchmark_variables_are_not_settings() -> None:
     environ = {"PONTIBOT_TEST_DATABASE_URL": "sqlite+aiosqlite:///x.db", "PONTIBOT_BENCH_PG": "1"}
 
     assert load_settings(REPO / "config.yml", environ=environ).server.port == 8080
+
+
+def test_the_log_format_is_a_setting() -> None:
+    settings = load_settings(REPO / "config.yml", environ={"PONTIBOT_LOGGING__FORMAT": "json"})
+
+    assert settings.logging.format == "json"
