@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import importlib
 import pkgutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -132,6 +133,44 @@ def db_upgrade(
         console.print(f"[red]cannot reach the database: {exc}[/red]")
         raise typer.Exit(1) from None
     console.print(f"database at {revision}")
+
+
+@db_app.command("backup")
+def db_backup(
+    path: Annotated[Path, typer.Argument(help="The backup file to write (.tar.gz).")],
+    config: ConfigOption = None,
+) -> None:
+    """A consistent backup of the database and the media files (safe while the server runs)."""
+    from storage.backup import BackupError, backup
+
+    settings = settings_from(config)
+    try:
+        summary = backup(settings.database_url, settings.server.media_dir, path)
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(
+        f"backup of the {summary.dialect} database and {summary.media_files} media files: "
+        f"{summary.path} ({summary.bytes:,} bytes)"
+    )
+
+
+@db_app.command("restore")
+def db_restore(
+    path: Annotated[Path, typer.Argument(help="A backup made by `pontibot db backup`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a database that holds data.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Put a backup's database and media files back (stop the server first)."""
+    from storage.backup import BackupError, restore
+
+    settings = settings_from(config)
+    try:
+        manifest = restore(settings.database_url, settings.server.media_dir, path, force=force)
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"restored the backup of {manifest['created_at']} ({len(manifest['media'])} media files)")  # type: ignore[arg-type]
 
 
 def _mount_commands() -> None:
