@@ -40,6 +40,7 @@ def run(
 
     import uvicorn
 
+    from bot.commands.doctor import preflight
     from bot.logs import configure_logging, secret_values
 
     server: dict[str, object] = {}
@@ -51,6 +52,11 @@ def run(
         server["workers"] = workers
     settings = settings_from(config, **({"server": server} if server else {}))
     configure_logging(settings.log_level, secrets=secret_values(settings), fmt=settings.logging.format)
+    failed = preflight(settings)
+    for check in failed:
+        console.print(f"[red]{check.line()}[/red]", highlight=False)
+    if failed:
+        raise typer.Exit(1)
     # Each worker process loads its settings itself (bot.app:create_app_from_env): hand it ours.
     if config is not None:
         os.environ["PONTIBOT_CONFIG"] = str(config.resolve())
