@@ -5,7 +5,7 @@ figures into docs/BENCHMARKS.md between ``<!-- notify:start -->`` and ``<!-- not
 
 Each run queues N notifications to R residents straight into the outbox (a fresh SQLite database),
 starts ``pontibot run`` as its own process with Telegram pointed at the fake Bot API server
-(tests/channels/fake_telegram.py, real HTTP), and watches the fake record what arrives:
+(tests/support/fake_telegram.py, real HTTP), and watches the fake record what arrives:
 
 1. steady: telegram_global 30/s and telegram_per_chat 1/s (Telegram's limits); achieved rate, the
    busiest one-second window (sliding, on the fake's clock) and the closest two messages to one chat.
@@ -50,8 +50,8 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import OutboxMessage, Resident  # noqa: E402
-from tests.channels import fake_telegram  # noqa: E402
-from tests.channels.fake_telegram import FakeTelegram  # noqa: E402
+from tests.support import fake_telegram  # noqa: E402
+from tests.support.fake_telegram import FakeTelegram  # noqa: E402
 
 # The fake writes headers and body in two send() calls; with Nagle's algorithm and the client's delayed
 # ACK that stalls every answer ~40 ms, which Telegram's servers do not do. Send segments at once.

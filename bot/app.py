@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,7 +22,7 @@ from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
 from bot.staff.web import install_staff
 from bot.web import STATIC_DIR
-from bot.web.deps import RuntimeDep
+from bot.web.deps import Readiness, RuntimeDep
 from bot.web.http import (
     BodyLimitMiddleware,
     ClientAddressMiddleware,
@@ -29,7 +30,7 @@ from bot.web.http import (
     SecurityHeadersMiddleware,
     install_error_handlers,
 )
-from bot.wiring import build_runtime, channel_routers, close_runtime, start_runtime
+from bot.wiring import build_runtime, channel_routers, close_runtime, require_current_schema, start_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -46,24 +47,52 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or await build_runtime(settings, **runtime_kwargs)
-        app.state.runtime = rt
-        if runtime is None:
-            await start_runtime(rt)
-            # Everything made at start-up (NLU model, texts, knowledge base, libraries: ~200,000
-            # objects) lives as the process: out of the collector's way, a full collection
-            # takes ~20 ms under load instead of ~60 ms, and with a higher last threshold it comes
-            # every half minute instead of every 3 s at 300 msgs/s (each is a pause for every
-            # request in flight). Not for a runtime handed in: tests start many apps in one process.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(10_000, 10, 100)
-        logger.info("pontibot ready on %s", settings.server.public_url)
+        if runtime is not None:  # built and started by the caller (tests)
+            app.state.runtime = runtime
+            app.state.readiness = Readiness(waiting=[])
+            yield
+            return
+        # A schema that is not up to date stops the program at once, as before it listened.
+        await require_current_schema(settings)
+        readiness = app.state.readiness = Readiness()
+        app.state.runtime = None
+        opening = asyncio.create_task(_open(app, readiness), name="open-runtime")
         try:
             yield
         finally:
-            if runtime is None:
-                await close_runtime(rt)
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            if app.state.runtime is not None:
+                await close_runtime(app.state.runtime)
+
+    async def _open(app: FastAPI, readiness: Readiness) -> None:
+        """Build the runtime (training the model if it is stale) while the server already answers
+        ``/healthz`` and ``/readyz``; then start its channels and jobs."""
+        try:
+            rt = await build_runtime(settings, **runtime_kwargs)
+        except Exception as exc:
+            logger.exception("pontibot could not start")
+            readiness.failed = f"{type(exc).__name__}: {exc}"
+            return
+        readiness.done("database", "nlu model")
+        try:
+            await start_runtime(rt)
+        except Exception as exc:
+            logger.exception("pontibot could not start its channels and jobs")
+            readiness.failed = f"{type(exc).__name__}: {exc}"
+            await close_runtime(rt)
+            return
+        # Everything made at start-up (NLU model, texts, knowledge base, libraries: ~200,000
+        # objects) lives as long as the process: out of the collector's way, a full collection
+        # takes ~20 ms under load instead of ~60 ms, and with a higher last threshold it comes
+        # every half minute instead of every 3 s at 300 msgs/s (each is a pause for every
+        # request in flight). Not for a runtime handed in: tests start many apps in one process.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 10, 100)
+        app.state.runtime = rt
+        readiness.done("channels")
+        logger.info("pontibot ready on %s", settings.server.public_url)
 
     app = FastAPI(
         title="pontibot",
@@ -89,14 +118,34 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
     install_staff(app)
 
     @app.get("/healthz", tags=["ops"])
-    async def healthz(rt: RuntimeDep) -> JSONResponse:
-        """Liveness and database reachability."""
+    async def healthz(request: Request) -> JSONResponse:
+        """Liveness: the process answers (``starting`` until ready), and the database once running."""
+        rt: Runtime | None = getattr(request.app.state, "runtime", None)
+        if rt is None:
+            return JSONResponse({"status": "starting"})
         try:
             await rt.db.ping()
         except Exception:
             logger.warning("health check: database unreachable", exc_info=True)
             return JSONResponse({"status": "degraded", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "up"})
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness: 200 once the model, database and channels are ready (and the database answers);
+        503 with what it still waits for until then."""
+        readiness: Readiness = request.app.state.readiness
+        if readiness.failed is not None:
+            body = {"ready": False, "waiting": readiness.waiting, "failed": readiness.failed}
+            return JSONResponse(body, status_code=503)
+        rt: Runtime | None = getattr(request.app.state, "runtime", None)
+        if rt is None or readiness.waiting:
+            return JSONResponse({"ready": False, "waiting": readiness.waiting}, status_code=503)
+        try:
+            await rt.db.ping()
+        except Exception:
+            return JSONResponse({"ready": False, "waiting": ["database"]}, status_code=503)
+        return JSONResponse({"ready": True})
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:

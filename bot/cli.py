@@ -64,8 +64,9 @@ def run(
         os.environ[f"PONTIBOT_SERVER__{key.upper()}"] = str(value)
     count = settings.server.workers
     console.print(
-        f"pontibot: web chat on [bold]http://{settings.server.host}:{settings.server.port}[/bold]"
+        f"pontibot: starting on http://{settings.server.host}:{settings.server.port}"
         + (f" ({count} workers)" if count > 1 else "")
+        + "; /healthz answers at once, /readyz and the web chat once the model is loaded"
     )
     uvicorn.run(
         "bot.app:create_app_from_env",

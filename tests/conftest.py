@@ -1,4 +1,5 @@
-"""Shared fixtures: a migrated database (SQLite per test, or PostgreSQL), settings, the NLU, a live server.
+"""Shared fixtures: a migrated database (SQLite per test, or PostgreSQL), settings, the NLU, a live server,
+the fake Telegram and Twilio servers.
 
 Set PONTIBOT_TEST_DATABASE_URL=postgresql+asyncpg://… to run the database tests against PostgreSQL
 (``.ci/run`` does, after the SQLite run).
@@ -9,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from bot.app import create_app
@@ -27,6 +27,11 @@ from bot.wiring import build_runtime, close_runtime
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.schema import metadata
+from tests.support import free_port, serve
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_twilio import FakeTwilio
+
+__all__ = ["REPO", "LiveServer", "free_port"]  # what test modules import from here
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("PONTIBOT_TEST_DATABASE_URL", "")
@@ -115,16 +120,46 @@ def nlu_parser(nlu_model_dir: Path):  # type: ignore[no-untyped-def]
     return build_parser("embedded", threshold=0.3, model_dir=nlu_model_dir)
 
 
+def build_settings(
+    *,
+    database_url: str,
+    nlu_model_dir: Path | str,
+    media_dir: Path,
+    environ: dict[str, str] | None = None,
+    **sections: Any,
+) -> Settings:
+    """Repository config.yml on a test's database, model and media directory, plus ``environ`` and sections.
+
+    No secrets come from the host; the ``database``, ``nlu`` and ``server`` sections given are merged in.
+    """
+    sections["database"] = {"url": database_url, **sections.get("database", {})}
+    sections["nlu"] = {"model_dir": str(nlu_model_dir), **sections.get("nlu", {})}
+    sections["server"] = {"media_dir": str(media_dir), **sections.get("server", {})}
+    return load_settings(REPO / "config.yml", environ=environ or {}, **sections)
+
+
 @pytest.fixture
-def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path) -> Settings:
+def make_settings(database_url: str, nlu_model_dir: Path, tmp_path: Path) -> Callable[..., Settings]:
+    """``make_settings(environ=..., **sections)``: settings on this test's database, model and media dir."""
+
+    def make(**overrides: Any) -> Settings:
+        return build_settings(
+            database_url=database_url, nlu_model_dir=nlu_model_dir, media_dir=tmp_path / "media", **overrides
+        )
+
+    return make
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """What a suite or test changes in ``settings``: ``environ`` and sections (override or parametrize)."""
+    return {}
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings], settings_overrides: dict[str, Any]) -> Settings:
     """Settings for a test: repository config.yml, this test's database, no secrets from the host."""
-    return load_settings(
-        REPO / "config.yml",
-        environ={},
-        database={"url": database_url},
-        nlu={"model_dir": str(nlu_model_dir)},
-        server={"media_dir": str(tmp_path / "media")},
-    )
+    return make_settings(**settings_overrides)
 
 
 @pytest.fixture
@@ -133,13 +168,6 @@ async def runtime(settings: Settings, nlu_parser) -> AsyncIterator[Runtime]:  # 
     rt = await build_runtime(settings, parser=nlu_parser)
     yield rt
     await close_runtime(rt)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -152,27 +180,31 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def serve(settings: Settings, runtime: Runtime) -> AsyncIterator[LiveServer]:
+async def serve_runtime(settings: Settings, runtime: Runtime) -> AsyncIterator[LiveServer]:
     """Serve the app for ``runtime`` over real HTTP on a free port, with a client for it."""
-    port = free_port()
-    app = create_app(settings, runtime=runtime)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            yield LiveServer(url, runtime, client)
-    finally:
-        server.should_exit = True
-        await task
+    async with (
+        serve(create_app(settings, runtime=runtime)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        yield LiveServer(url, runtime, client)
 
 
 @pytest.fixture
 async def live_server(settings: Settings, runtime: Runtime) -> AsyncIterator[LiveServer]:
     """Serve the app over real HTTP and hand out a client for it."""
-    async with serve(settings, runtime) as server:
+    async with serve_runtime(settings, runtime) as server:
         yield server
+
+
+@pytest.fixture
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """A running fake Bot API server."""
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_twilio() -> Iterator[FakeTwilio]:
+    """A running fake Twilio API server."""
+    with FakeTwilio() as fake:
+        yield fake

@@ -8,7 +8,14 @@ pieces it uses (a session factory, a clock, a sender, ``spawn``), never this mod
 
 from __future__ import annotations
 
-from bot.wiring.build import SchemaOutOfDate, build_parser_for, build_runtime, channel_routers, flow_settings
+from bot.wiring.build import (
+    SchemaOutOfDate,
+    build_parser_for,
+    build_runtime,
+    channel_routers,
+    flow_settings,
+    require_current_schema,
+)
 from bot.wiring.lifecycle import close_runtime, notification_scheduler, start_runtime
 
 __all__ = [
@@ -19,5 +26,6 @@ __all__ = [
     "close_runtime",
     "flow_settings",
     "notification_scheduler",
+    "require_current_schema",
     "start_runtime",
 ]

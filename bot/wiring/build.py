@@ -88,6 +88,18 @@ def channel_routers() -> list[APIRouter]:
     return [telegram_router(), whatsapp_router()]
 
 
+async def require_current_schema(settings: Settings) -> None:
+    """Refuse a database whose schema is not at the newest migration (SchemaOutOfDate)."""
+    db = Database(settings.database_url, pool_size=1)
+    try:
+        if not await schema_is_current(db.engine):
+            raise SchemaOutOfDate(
+                "the database schema is not up to date: run `pontibot db upgrade` (make run does)"
+            )
+    finally:
+        await db.dispose()
+
+
 async def build_runtime(
     settings: Settings,
     *,

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.app import create_app
+from bot.settings import Settings
+from bot.wiring import SchemaOutOfDate
 from tests.conftest import LiveServer
 from tests.factories import chat_body
+from tests.support import eventually, serve
 
 
 def turns(metrics_text: str, channel: str) -> float:
@@ -33,3 +43,38 @@ async def test_the_favicon_is_served_on_every_page(live_server: LiveServer) -> N
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/x-icon"
     assert response.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+
+
+async def test_the_server_answers_at_once_and_is_ready_once_the_model_is_trained(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(nlu={"model_dir": str(tmp_path / "untrained")})  # training takes seconds
+
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        live = await client.get("/healthz")
+        starting = await client.get("/readyz")
+        early_chat = await client.post("/api/chat", json=chat_body("halo", session_id="early"))
+
+        assert (live.status_code, live.json()) == (200, {"status": "starting"})
+        assert starting.status_code == 503
+        assert starting.json()["ready"] is False and "nlu model" in starting.json()["waiting"]
+        assert (early_chat.status_code, early_chat.headers["retry-after"]) == (503, "2")
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await eventually(ready, timeout=120, interval=0.2, what="/readyz says ready")
+        answered = await client.post("/api/chat", json=chat_body("halo", session_id="later"))
+
+    assert answered.status_code == 200 and answered.json()["replies"]
+
+
+async def test_a_database_behind_the_migrations_stops_the_server_before_it_listens(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(database={"url": f"sqlite+aiosqlite:///{tmp_path / 'never-migrated.db'}"})
+    app = create_app(settings)
+
+    with pytest.raises(SchemaOutOfDate, match="pontibot db upgrade"):
+        async with app.router.lifespan_context(app):  # what uvicorn runs before it listens
+            pass

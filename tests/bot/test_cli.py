@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from flows.texts import Texts
-from tests.conftest import REPO, free_port
+from tests.support import cli_env, pontibot, pontibot_serving
 
 TEXTS = Texts.load()
 
 
-def pontibot(
-    *args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def base_env(tmp_path: Path, nlu_model_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PONTIBOT_", "TELEGRAM_", "TWILIO_"))}
-    env.pop("DATABASE_URL", None)
-    env["PONTIBOT_DATABASE__URL"] = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
-    env["PONTIBOT_NLU__MODEL_DIR"] = str(nlu_model_dir)
-    return env
+    return cli_env(database_url=f"sqlite+aiosqlite:///{tmp_path}/cli.db", nlu_model_dir=nlu_model_dir)
 
 
 def test_db_upgrade_then_chat_in_the_terminal(
@@ -71,33 +48,16 @@ def test_an_invalid_setting_stops_the_program_naming_the_key(tmp_path: Path, nlu
     assert "server.port" in result.stderr and "PONTIBOT_SERVER__PORT" in result.stderr
 
 
-def test_run_serves_health_and_answers_halo(tmp_path: Path, nlu_model_dir: Path, nlu_parser: object) -> None:
+async def test_run_serves_health_and_answers_halo(
+    tmp_path: Path, nlu_model_dir: Path, nlu_parser: object
+) -> None:
     env = base_env(tmp_path, nlu_model_dir)
     assert pontibot("db", "upgrade", env=env).returncode == 0
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"{url}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read() if server.stdout else ""
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
-        answer = httpx.post(f"{url}/api/chat", json={"session_id": "x", "text": "halo"}, timeout=10)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    async with (
+        pontibot_serving("run", env=env, log=tmp_path / "run.log") as (server, health),
+        httpx.AsyncClient(base_url=server.url, timeout=10) as client,
+    ):
+        answer = await client.post("/api/chat", json={"session_id": "x", "text": "halo"})
 
     assert health.json() == {"status": "ok", "database": "up"}
     [reply] = answer.json()["replies"]

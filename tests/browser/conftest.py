@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, async_playwright
 
+from tests.bot.staff.conftest import api, clock, console, resident, settings_overrides  # noqa: F401  (shared fixtures)
 from tests.conftest import REPO
-from tests.bot.staff.conftest import api, clock, console, resident, settings  # noqa: F401  (shared fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -3,23 +3,21 @@ location from the web chat page, and sees the pushed status change when staff ve
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 from playwright.async_api import Browser, Page, expect
 
 from bot.app import create_app
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from flows.texts import Texts
 from tests.browser.conftest import VIEWPORTS
-from tests.conftest import REPO, free_port
+from tests.support import serve
 
 TEXTS = Texts.load()
 TOKEN = "booth-browser-token-0123456789abcdef"
@@ -27,13 +25,9 @@ PONTIANAK = {"latitude": -0.0263, "longitude": 109.3425}  # Jl. Tanjungpura, Pon
 
 
 @pytest.fixture
-def booth_settings(database_url: str, nlu_model_dir: Path, tmp_path: Path) -> Settings:
-    return load_settings(
-        REPO / "config.yml",
+def booth_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(
         environ={"PONTIBOT_STAFF__API_TOKEN": TOKEN},
-        database={"url": database_url},
-        nlu={"model_dir": str(nlu_model_dir)},
-        server={"media_dir": str(tmp_path / "media")},
         demo={"enabled": True},
         notifications={"quiet_hours": "", "dispatch_interval_seconds": 0.5},
     )
@@ -42,17 +36,8 @@ def booth_settings(database_url: str, nlu_model_dir: Path, tmp_path: Path) -> Se
 @pytest.fixture
 async def booth_url(booth_settings: Settings, nlu_parser: object) -> AsyncIterator[str]:
     """The whole app as `pontibot demo` runs it: the lifespan starts scheduler and outbox dispatcher."""
-    port = free_port()
-    app = create_app(booth_settings, parser=nlu_parser)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serve(create_app(booth_settings, parser=nlu_parser)) as url:
+        yield url
 
 
 def jpeg_photo() -> bytes:

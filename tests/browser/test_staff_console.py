@@ -12,9 +12,9 @@ from sqlalchemy import select
 from bot.privacy import mask_text
 from flows.handoff import closing_replies
 from storage.staff_models import Rating
+from tests.bot.staff.conftest import PASSWORD, TEXTS, Clock, add_staff
 from tests.browser.conftest import VIEWPORTS
 from tests.conftest import LiveServer
-from tests.staff.conftest import PASSWORD, TEXTS, Clock, add_staff
 
 REPLY = "Selamat pagi Kak, KTP-el yang hilang bisa dicetak ulang di Disdukcapil dengan surat kehilangan."
 

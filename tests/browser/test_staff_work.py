@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from bot.notifications.outbox import OutboxDispatcher
 from storage import repositories as repo
 from storage.models import OutboxMessage, Resident
+from tests.bot.staff.conftest import PASSWORD, Clock, add_staff, complaint_clock, file_complaint  # noqa: F401
 from tests.browser.conftest import VIEWPORTS
 from tests.conftest import LiveServer
-from tests.staff.conftest import PASSWORD, Clock, add_staff, complaint_clock, file_complaint  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("complaint_clock")
 NOTE = "Tim Dinas PUPR sudah mengecek lokasi; penambalan dijadwalkan Kamis pagi."

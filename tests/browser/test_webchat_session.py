@@ -3,50 +3,34 @@ crypto.randomUUID) the page still makes a 128-bit session id, and a 429 is expla
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Route, expect
 
 from bot.app import create_app
-from bot.settings import load_settings
+from bot.settings import Settings
 from flows.texts import Texts
 from tests.browser.conftest import VIEWPORTS
-from tests.conftest import REPO, free_port
+from tests.support import serve
 
 TEXTS = Texts.load()
 BOOTH_WIFI = "http://booth.wifi"  # a LAN name: plain HTTP is not a secure context there
 
 
 @pytest.fixture
-async def one_session_server(database_url: str, nlu_model_dir: Path, tmp_path: Path) -> AsyncIterator[str]:
+async def one_session_server(make_settings: Callable[..., Settings]) -> AsyncIterator[str]:
     """The app on real HTTP, allowing one new session per address (and refilling slowly)."""
-    settings = load_settings(
-        REPO / "config.yml",
-        environ={},
-        database={"url": database_url},
-        nlu={"model_dir": str(nlu_model_dir)},
+    settings = make_settings(
         server={
-            "media_dir": str(tmp_path / "media"),
             "address_new_sessions_burst": 1,
             "address_new_sessions_per_minute": 0.5,
         },
     )
-    port = free_port()
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serve(create_app(settings)) as url:
+        yield url
 
 
 def forward_to(url: str) -> Callable[[Route], Awaitable[None]]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from bot.notifications.jobs import ticket_notifier
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.wiring.backends import build_backends
 from flows.complaint import working_days_between
 from flows.complaint_text import CITY_BOUNDS
@@ -21,9 +20,9 @@ from integrations.base import Complaint, reporter_ref
 from storage import repositories as repo
 from storage.backend_models import ComplaintRecord
 from storage.db import Database
-from tests.conftest import REPO, LiveServer
+from tests.conftest import LiveServer
 from tests.flows.conftest import TEXTS, WIB, one_of, payloads, say, text_of
-from tests.integrations.fake_open311 import API_KEY, SERVICE_CODES, FakeOpen311
+from tests.support.fake_open311 import API_KEY, SERVICE_CODES, FakeOpen311
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8
 SEND = '/file_complaint{"choice": "send"}'
@@ -52,7 +51,7 @@ def open311(request: pytest.FixtureRequest) -> Iterator[FakeOpen311 | None]:
 
 
 @pytest.fixture
-def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path, open311: FakeOpen311 | None) -> Settings:
+def settings_overrides(open311: FakeOpen311 | None) -> dict[str, Any]:
     """The repository's config; complaints go to the fake Open311 server when a test starts one."""
     complaints: dict[str, Any] = {}
     if open311 is not None:
@@ -65,14 +64,7 @@ def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path, open311: Fa
                 "timeout": 2,
             },
         }
-    return load_settings(
-        REPO / "config.yml",
-        environ={},
-        database={"url": database_url},
-        nlu={"model_dir": str(nlu_model_dir)},
-        server={"media_dir": str(tmp_path / "media")},
-        complaints=complaints,
-    )
+    return {"complaints": complaints}
 
 
 async def send_photo(server: LiveServer, session_id: str, data: bytes = JPEG) -> list[dict[str, Any]]:

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.settings import Settings, load_settings
 from integrations.base import Permit
 from storage import repositories as repo
-from tests.conftest import REPO, LiveServer, free_port
+from tests.conftest import LiveServer, free_port
 from tests.flows.conftest import TEXTS, WIB, one_of, payloads, say, text_of
 
 SUBSCRIBE_125 = '/subscribe_updates{"permit_number": "PBG-2026-00125"}'
-
-
-@pytest.fixture
-def overrides() -> dict[str, Any]:
-    """Per-test settings sections (parametrize ``overrides`` to change them)."""
-    return {}
-
-
-@pytest.fixture
-def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path, overrides: dict[str, Any]) -> Settings:
-    return load_settings(
-        REPO / "config.yml",
-        environ={},
-        database={"url": database_url},
-        nlu={"model_dir": str(nlu_model_dir)},
-        server={"media_dir": str(tmp_path / "media")},
-        **overrides,
-    )
 
 
 async def permit(server: LiveServer, number: str) -> Permit:
@@ -188,7 +168,7 @@ async def test_english_residents_read_the_same_card_in_english(chat, live_server
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    "settings_overrides",
     [{"permits": {"backend": "http", "http": {"base_url": f"http://127.0.0.1:{free_port()}", "timeout": 1}}}],
 )
 async def test_the_licensing_system_down_is_said_plainly(chat) -> None:

@@ -14,8 +14,8 @@ from integrations.local_complaints import LocalComplaintBackend
 from integrations.open311 import Open311Client, Open311ComplaintBackend
 from integrations.resilience import CircuitBreaker, ResilientClient, RetryPolicy
 from storage.db import Database
-from tests.integrations.fake_open311 import API_KEY, SERVICE_CODES, FakeOpen311
-from tests.integrations.fake_permits import FakePermitSystem, config_for
+from tests.support.fake_open311 import API_KEY, SERVICE_CODES, FakeOpen311
+from tests.support.fake_permits import FakePermitSystem, config_for
 
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.005)
 

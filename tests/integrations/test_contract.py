@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC
+from functools import partial
 
 import pytest
 
 from integrations.base import (
     Complaint,
-    ComplaintReport,
     ComplaintStatus,
     NearbySearching,
     Permit,
     PermitStage,
-    new_local_ref,
     reporter_ref,
 )
 from integrations.desk import StoringComplaintDesk
 from storage.db import Database
+from tests import factories
 from tests.integrations.harness import ComplaintHarness, PermitHarness, complaint_harness, permit_harness
 
 # Jl. Gajah Mada, Pontianak, and a point about 80 m further along.
@@ -39,17 +39,7 @@ async def complaints(request: pytest.FixtureRequest, db: Database) -> AsyncItera
         yield harness
 
 
-def report(description: str = "Jalan berlubang besar di depan sekolah", **fields: object) -> ComplaintReport:
-    values: dict[str, object] = {
-        "category": "road_damage",
-        "description": description,
-        "reporter": reporter_ref(7),
-        "local_ref": new_local_ref(),
-        "lat": HERE[0],
-        "lon": HERE[1],
-    }
-    values.update(fields)
-    return ComplaintReport(**values)  # type: ignore[arg-type]
+report = partial(factories.report, resident_id=7, lat=HERE[0], lon=HERE[1])
 
 
 PERMITS = pytest.mark.parametrize("permits", ["demo", "http"], indirect=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
@@ -10,24 +11,18 @@ from sqlalchemy import func, select
 from bot.settings import Settings
 from bot.tasks import run_every
 from bot.wiring.backends import BackendConfigError, build_backends
-from integrations.base import ComplaintReport, new_local_ref, reporter_ref, resident_id_of
+from integrations.base import reporter_ref, resident_id_of
 from integrations.demo_permits import DemoPermitBackend
 from integrations.desk import StoringComplaintDesk
 from integrations.local_complaints import LocalComplaintBackend
 from integrations.units import joined
 from storage.backend_models import ComplaintRecord
 from storage.db import Database
+from tests import factories
 
-
-def report() -> ComplaintReport:
-    return ComplaintReport(
-        category="garbage",
-        description="Sampah menumpuk di Jl. Merdeka",
-        reporter=reporter_ref(3),
-        local_ref=new_local_ref(),
-        lat=-0.03,
-        lon=109.33,
-    )
+report = partial(
+    factories.report, "garbage", "Sampah menumpuk di Jl. Merdeka", resident_id=3, lat=-0.03, lon=109.33
+)
 
 
 async def count(db: Database) -> int:

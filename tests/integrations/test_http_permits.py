@@ -12,8 +12,8 @@ from bot.settings import ConfigError, load_settings
 from integrations.base import BackendRejected, BackendUnavailable, BadResponse, PermitStage
 from integrations.http_permits import HttpPermitBackend
 from tests.conftest import REPO
-from tests.integrations.fake_permits import FakePermitSystem, config_for
 from tests.integrations.harness import fast_client
+from tests.support.fake_permits import FakePermitSystem, config_for
 
 
 @pytest.fixture

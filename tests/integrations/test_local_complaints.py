@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,29 +14,20 @@ from integrations.base import (
     ComplaintReport,
     ComplaintStatus,
     InvalidTransition,
-    new_local_ref,
 )
 from integrations.local_complaints import LocalComplaintBackend
 from integrations.sla import ServiceLevels
 from storage.db import Database
+from tests import factories
 
 WIB = ZoneInfo("Asia/Pontianak")
 S = ComplaintStatus
 
 
 def report(
-    category: str = "road_damage", description: str = "Jalan berlubang", **fields: object
+    category: str = "road_damage", description: str = "Jalan berlubang", **fields: Any
 ) -> ComplaintReport:
-    values: dict[str, object] = {
-        "category": category,
-        "description": description,
-        "reporter": "resident:1",
-        "local_ref": new_local_ref(),
-        "lat": -0.0335,
-        "lon": 109.3356,
-    }
-    values.update(fields)
-    return ComplaintReport(**values)  # type: ignore[arg-type]
+    return factories.report(category, description, **fields)
 
 
 def at(local: str) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -11,12 +12,12 @@ from integrations.base import (
     BackendRejected,
     BackendUnavailable,
     BadResponse,
-    ComplaintReport,
     TicketNotAssigned,
 )
 from integrations.open311 import Open311ComplaintBackend, Open311Error
-from tests.integrations.fake_open311 import API_KEY, FakeOpen311
+from tests import factories
 from tests.integrations.harness import open311_backend
+from tests.support.fake_open311 import API_KEY, FakeOpen311
 
 POINT = (-0.0335, 109.3356)
 
@@ -35,17 +36,14 @@ async def backend(fake: FakeOpen311) -> AsyncIterator[Open311ComplaintBackend]:
     await backend.aclose()
 
 
-def report(**fields: object) -> ComplaintReport:
-    values: dict[str, object] = {
-        "category": "street_light",
-        "description": "Lampu jalan mati sejak tiga hari",
-        "reporter": "resident:1",
-        "local_ref": "REF-TEST0001",
-        "lat": POINT[0],
-        "lon": POINT[1],
-    }
-    values.update(fields)
-    return ComplaintReport(**values)  # type: ignore[arg-type]
+report = partial(
+    factories.report,
+    category="street_light",
+    description="Lampu jalan mati sejak tiga hari",
+    local_ref="REF-TEST0001",
+    lat=POINT[0],
+    lon=POINT[1],
+)
 
 
 async def test_services_lists_the_servers_service_codes(backend: Open311ComplaintBackend) -> None:

@@ -9,24 +9,25 @@ import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from bot.notifications.jobs import ticket_key, ticket_notifier
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.wiring.backends import build_backends
 from flows.texts import Texts
-from integrations.base import ComplaintReport, ComplaintStatus, new_local_ref, reporter_ref
+from integrations.base import ComplaintReport, ComplaintStatus, reporter_ref
 from storage import repositories as repo
 from storage.backend_models import ComplaintRecord
 from storage.db import Database
 from storage.models import OutboxMessage
-from tests.conftest import REPO, LiveServer
+from tests import factories
+from tests.conftest import LiveServer
 from tests.factories import chat_body
-from tests.integrations.fake_http import Received
-from tests.integrations.fake_open311 import API_KEY, SERVICE_CODES, FakeOpen311
+from tests.support.fake_http import Received
+from tests.support.fake_open311 import API_KEY, SERVICE_CODES, FakeOpen311
 
 TEXTS = Texts.load()
 DESCRIPTION = "Jalan berlubang besar di depan SD Negeri 14, motor sering jatuh"
@@ -40,14 +41,9 @@ def open311() -> Iterator[FakeOpen311]:
 
 
 @pytest.fixture
-def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path, open311: FakeOpen311) -> Settings:
+def settings_overrides(open311: FakeOpen311) -> dict[str, Any]:
     """The repository's config with complaints going to the fake Open311 server."""
-    return load_settings(
-        REPO / "config.yml",
-        environ={},
-        database={"url": database_url},
-        nlu={"model_dir": str(nlu_model_dir)},
-        server={"media_dir": str(tmp_path / "media")},
+    return dict(
         complaints={
             "backend": "open311",
             "open311": {
@@ -72,14 +68,7 @@ async def resident_of(server: LiveServer, session_id: str) -> int:
 
 
 def report_for(resident_id: int) -> ComplaintReport:
-    return ComplaintReport(
-        category="road_damage",
-        description=DESCRIPTION,
-        reporter=reporter_ref(resident_id),
-        local_ref=new_local_ref(),
-        lat=-0.0335,
-        lon=109.3356,
-    )
+    return factories.report(description=DESCRIPTION, resident_id=resident_id)
 
 
 async def test_a_complaint_filed_during_an_outage_is_submitted_once_and_the_resident_gets_the_ticket(

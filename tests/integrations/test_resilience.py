@@ -9,7 +9,7 @@ import pytest
 
 from integrations.base import BackendUnavailable, BadResponse
 from integrations.resilience import CircuitBreaker, CircuitState, ResilientClient, RetryPolicy
-from tests.integrations.fake_http import Answer, FakeServer
+from tests.support.fake_http import Answer, FakeServer
 
 
 class FakeClock:

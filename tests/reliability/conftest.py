@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bot.runtime import Runtime
 from nlu.result import ParseResult
-from tests.channels.conftest import fake_telegram, serve_telegram_bot  # noqa: F401  (fixtures)
+from tests.bot.channels.conftest import serve_telegram_bot  # noqa: F401  (fixture)
 
 
 async def count(rt: Runtime, model: Any) -> int:

@@ -12,18 +12,16 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import event, select
 
-from bot.settings import Settings, load_settings
 from storage.db import sqlite_path
 from storage.models import Message, ProcessedMessage
-from tests.channels.conftest import load_update
-from tests.conftest import REPO, free_port
+from tests.bot.channels.conftest import load_update
+from tests.conftest import free_port
 from tests.reliability.conftest import count
 
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": "s3cret-token_for-tests"}
@@ -129,15 +127,9 @@ async def outage(database_url: str) -> AsyncIterator[Outage]:
 
 
 @pytest.fixture
-def settings(outage: Outage, nlu_model_dir: Path, tmp_path: Path) -> Settings:
+def settings_overrides(outage: Outage) -> dict[str, Any]:
     """The test settings, with the database reached the way the outage can cut."""
-    return load_settings(
-        REPO / "config.yml",
-        environ={},
-        database={"url": outage.url},
-        nlu={"model_dir": str(nlu_model_dir)},
-        server={"media_dir": str(tmp_path / "media")},
-    )
+    return {"database": {"url": outage.url}}
 
 
 async def test_messages_acknowledged_during_an_outage_are_retried_and_none_is_lost(

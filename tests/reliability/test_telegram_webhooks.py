@@ -12,8 +12,9 @@ import time
 from typing import Any
 
 from storage.models import Message, ProcessedMessage, Resident
-from tests.channels.conftest import load_update
+from tests.bot.channels.conftest import load_update
 from tests.reliability.conftest import StallingParser, count
+from tests.support import eventually
 
 SECRET = "s3cret-token_for-tests"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
@@ -50,8 +51,7 @@ async def test_a_stalled_back_end_does_not_delay_the_acknowledgement(serve_teleg
 
         assert response.status_code == 200
         assert acknowledged < 2.0
-        while stalling.calls == 0:  # processing started and is now hanging on the back end
-            await asyncio.sleep(0.01)
+        await eventually(lambda: stalling.calls)  # processing started and is now hanging on the back end
         assert bot.fake.sent() == []
         stalling.release()  # the back end recovers: the message is answered, not lost
         await bot.channel.drain(grace=10)

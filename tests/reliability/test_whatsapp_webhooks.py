@@ -13,17 +13,16 @@ import hashlib
 import hmac
 import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.runtime import Runtime
-from bot.settings import Settings, load_settings
 from storage.models import Message, ProcessedMessage, Resident
-from tests.channels.fake_twilio import SANDBOX_FROM, FakeTwilio, load_webhook, post_signed
-from tests.conftest import REPO, LiveServer
+from tests.conftest import LiveServer
 from tests.reliability.conftest import StallingParser, count
+from tests.support import eventually
+from tests.support.fake_twilio import SANDBOX_FROM, FakeTwilio, load_webhook, post_signed
 
 PUBLIC = "https://pontibot.example"
 WEBHOOK = f"{PUBLIC}/webhooks/whatsapp"
@@ -31,19 +30,9 @@ RESIDENT = "whatsapp:+6281234567890"
 
 
 @pytest.fixture
-def fake_twilio() -> Iterator[FakeTwilio]:
-    with FakeTwilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def settings(database_url: str, nlu_model_dir: Path, tmp_path: Path, fake_twilio: FakeTwilio) -> Settings:
-    return load_settings(
-        REPO / "config.yml",
+def settings_overrides(fake_twilio: FakeTwilio) -> dict[str, Any]:
+    return dict(
         environ={"TWILIO_ACCOUNT_SID": fake_twilio.account_sid, "TWILIO_AUTH_TOKEN": fake_twilio.auth_token},
-        database={"url": database_url},
-        nlu={"model_dir": str(nlu_model_dir)},
-        server={"media_dir": str(tmp_path / "media")},
         twilio={
             "whatsapp_from": SANDBOX_FROM,
             "api_base_url": fake_twilio.base_url,
@@ -105,8 +94,7 @@ async def test_a_stalled_back_end_does_not_delay_the_acknowledgement(
 
     assert response.status_code == 200
     assert acknowledged < 2.0
-    while stalling.calls == 0:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: stalling.calls)
     assert fake_twilio.sent(RESIDENT) == []
     stalling.release()
     await settle(rt)

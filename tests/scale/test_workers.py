@@ -8,15 +8,11 @@ PostgreSQL pass of ``.ci/run`` (they use ``database_url`` and carry the ``db`` m
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +26,22 @@ from flows.messages import Reply
 from storage import repositories as repo
 from storage.db import Database
 from storage.models import Conversation, Message, OutboxMessage, Resident
-from tests.channels.fake_telegram import FakeTelegram
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO
+from tests.support import (
+    Running,
+    cli_env,
+    eventually,
+    free_port,
+    nothing_arrives,
+    start_pontibot,
+    until_healthy,
+)
+from tests.support.cli import START_TIMEOUT
+from tests.support.fake_telegram import FakeTelegram
 
 pytestmark = pytest.mark.timeout(300)
 
 LEADS = "scheduler: this process leads"
-START_TIMEOUT = 120.0  # a cold worker imports the NLU and SQLAlchemy; the CI machine is shared
 TAKEOVER_LIMIT = 30.0
 
 
@@ -50,26 +55,9 @@ def pg_url(database_url: str) -> str:
     return database_url
 
 
-@dataclass
-class Worker:
-    """One ``pontibot run`` process and where it logs."""
-
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        """Its base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        """Everything it logged so far."""
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    def leads(self) -> bool:
-        """True once it logged that it leads the scheduler."""
-        return LEADS in self.output()
+def leads(worker: Running) -> bool:
+    """True once the worker logged that it leads the scheduler."""
+    return LEADS in worker.output()
 
 
 def write_config(tmp_path: Path, fake: FakeTelegram, port: int, media: Path) -> Path:
@@ -86,84 +74,29 @@ def write_config(tmp_path: Path, fake: FakeTelegram, port: int, media: Path) -> 
     return path
 
 
-def start_worker(tmp_path: Path, url: str, fake: FakeTelegram, model_dir: Path) -> Worker:
+def start_worker(tmp_path: Path, url: str, fake: FakeTelegram, model_dir: Path) -> Running:
     """Start one ``pontibot run`` on a free port (not yet waited for)."""
     port = free_port()
     config = write_config(tmp_path, fake, port, tmp_path / "media")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PONTIBOT_", "TWILIO_", "TELEGRAM_"))}
-    env.update(
-        DATABASE_URL=url,
-        TELEGRAM_BOT_TOKEN=fake.token,
-        PONTIBOT_NLU__MODEL_DIR=str(model_dir),
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp_path / f"worker-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "-c", str(config)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    return Worker(port, process, log)
-
-
-async def wait_ready(worker: Worker) -> None:
-    """Wait until the worker answers /healthz with 200."""
-    deadline = time.monotonic() + START_TIMEOUT
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if worker.process.poll() is not None:
-                raise AssertionError(f"worker exited with {worker.process.returncode}:\n{worker.output()}")
-            try:
-                if (await client.get(f"{worker.url}/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"worker on {worker.port} not ready in {START_TIMEOUT:.0f} s:\n{worker.output()}")
-
-
-@pytest.fixture
-def fake_telegram() -> Iterator[FakeTelegram]:
-    """The fake Bot API server the workers talk to."""
-    with FakeTelegram() as fake:
-        yield fake
+    env = cli_env(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=fake.token, PONTIBOT_NLU__MODEL_DIR=str(model_dir))
+    return start_pontibot("run", "-c", str(config), env=env, log=tmp_path / f"worker-{port}.log", port=port)
 
 
 @asynccontextmanager
 async def two_workers(
     tmp_path: Path, url: str, fake: FakeTelegram, model_dir: Path
-) -> AsyncIterator[list[Worker]]:
+) -> AsyncIterator[list[Running]]:
     """Two ``pontibot run`` processes on different ports, one database; stopped (or reaped) after."""
     workers = [start_worker(tmp_path, url, fake, model_dir) for _ in range(2)]
     try:
-        await asyncio.gather(*(wait_ready(worker) for worker in workers))
+        await asyncio.gather(*(until_healthy(worker) for worker in workers))
         yield workers
     finally:
         for worker in workers:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGTERM)
         for worker in workers:
-            try:
-                worker.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait()
-
-
-async def wait_until(condition: Any, *, timeout: float, what: str) -> float:
-    """Poll ``condition()`` (sync or async) until true; the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return time.monotonic() - started
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not within {timeout:.0f} s: {what}")
+            worker.stop()
 
 
 async def transcript(db: Database, session_id: str) -> tuple[int, list[tuple[str, str]]]:
@@ -262,16 +195,19 @@ async def test_one_leader_takes_over_within_30s_and_sends_each_notification_once
     async with two_workers(tmp_path, pg_url, fake_telegram, nlu_model_dir) as workers:
         db = Database(pg_url)
         try:
-            await wait_until(lambda: any(w.leads() for w in workers), timeout=30, what="a scheduler leader")
-            await asyncio.sleep(1)  # a second would-be leader would have logged by now
-            leaders = [w for w in workers if w.leads()]
+            await eventually(lambda: any(leads(w) for w in workers), 30, 0.2, what="a scheduler leader")
+            await nothing_arrives(  # a second would-be leader would have logged by now
+                lambda: sum(leads(w) for w in workers) > 1, within=1
+            )
+            leaders = [w for w in workers if leads(w)]
             assert len(leaders) == 1, [w.output() for w in workers]
             leader, follower = leaders[0], next(w for w in workers if w is not leaders[0])
 
             first = await queue_notifications(db, "satu", 10)
-            await wait_until(
+            await eventually(
                 lambda: sum(1 for c in fake_telegram.sent() if c.params.get("text") in first) == len(first),
-                timeout=30,
+                30,
+                0.2,
                 what="the leader sends the first batch",
             )
 
@@ -279,10 +215,11 @@ async def test_one_leader_takes_over_within_30s_and_sends_each_notification_once
             leader.process.wait()
             killed_at = time.monotonic()
             second = await queue_notifications(db, "dua", 10)
-            await wait_until(follower.leads, timeout=TAKEOVER_LIMIT, what="the other worker takes over")
-            await wait_until(
+            await eventually(lambda: leads(follower), TAKEOVER_LIMIT, 0.2, what="the other worker takes over")
+            await eventually(
                 lambda: sum(1 for c in fake_telegram.sent() if c.params.get("text") in second) == len(second),
-                timeout=TAKEOVER_LIMIT,
+                TAKEOVER_LIMIT,
+                0.2,
                 what="the new leader sends the second batch",
             )
             assert time.monotonic() - killed_at <= TAKEOVER_LIMIT + 1
@@ -295,7 +232,7 @@ async def test_one_leader_takes_over_within_30s_and_sends_each_notification_once
                 return await outbox_statuses(db) == every_row_sent
 
             # Telegram got each message before the sender committed "sent": wait for the commits.
-            await wait_until(all_marked_sent, timeout=10, what=f"{every_row_sent} in the outbox")
+            await eventually(all_marked_sent, 10, 0.2, what=f"{every_row_sent} in the outbox")
         finally:
             await db.dispose()
 
@@ -305,30 +242,30 @@ async def test_pontibot_run_workers_2_serves_with_two_processes_and_one_leader(
 ) -> None:
     port = free_port()
     config = write_config(tmp_path, fake_telegram, port, tmp_path / "media")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PONTIBOT_", "TWILIO_", "TELEGRAM_"))}
-    env.update(
+    env = cli_env(
         DATABASE_URL=pg_url,
         TELEGRAM_BOT_TOKEN=fake_telegram.token,
         PONTIBOT_NLU__MODEL_DIR=str(nlu_model_dir),
     )
-    log = tmp_path / "workers.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "-c", str(config), "--workers", "2"],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # the supervisor and its workers: one process group
-        )
-    supervisor = Worker(port, process, log)
+    supervisor = start_pontibot(  # the supervisor and its workers: one process group
+        "run",
+        "-c",
+        str(config),
+        "--workers",
+        "2",
+        env=env,
+        log=tmp_path / "workers.log",
+        port=port,
+        group=True,
+    )
     try:
-        await wait_until(
+        await eventually(
             lambda: supervisor.output().count("Application startup complete") == 2,
-            timeout=START_TIMEOUT,
+            START_TIMEOUT,
+            0.2,
             what="two workers started",
         )
-        await wait_until(supervisor.leads, timeout=30, what="a scheduler leader")
+        await eventually(lambda: leads(supervisor), 30, 0.2, what="a scheduler leader")
         async with httpx.AsyncClient(timeout=60) as client:
             responses = await asyncio.gather(
                 *(
@@ -337,15 +274,10 @@ async def test_pontibot_run_workers_2_serves_with_two_processes_and_one_leader(
                 )
             )
         assert [r.status_code for r in responses] == [200] * 20
-        await asyncio.sleep(1)
+        await nothing_arrives(lambda: supervisor.output().count(LEADS) > 1, within=1)
         assert supervisor.output().count(LEADS) == 1
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        supervisor.stop()
 
 
 def test_polling_is_refused_with_several_workers() -> None:

@@ -3,13 +3,13 @@ fixtures (settings with an API token, a fixed WIB clock, web chat residents, the
 
 from __future__ import annotations
 
-from tests.channels.conftest import fake_telegram, serve_telegram_bot  # noqa: F401  (fixtures)
-from tests.staff.conftest import (  # noqa: F401  (fixtures)
+from tests.bot.channels.conftest import serve_telegram_bot  # noqa: F401  (fixture)
+from tests.bot.staff.conftest import (  # noqa: F401  (fixtures)
     api,
     clock,
     complaint_clock,
     console,
     outbox,
     resident,
-    settings,
+    settings_overrides,
 )

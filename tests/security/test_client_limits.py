@@ -14,15 +14,15 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.runtime import Runtime
 from bot.settings import Settings, load_settings
-from bot.staff.handoffs import SUSPICIOUS_LABELS
+from bot.staff.handoff_views import SUSPICIOUS_LABELS
 from bot.wiring import build_runtime, close_runtime
 from flows.handoff import EMERGENCY_STAFF_PAYLOAD
 from storage.models import Resident
 from storage.staff_models import Handoff
+from tests.bot.staff.conftest import API_TOKEN
 from tests.conftest import REPO
 from tests.factories import chat_body
 from tests.reliability.conftest import count
-from tests.staff.conftest import API_TOKEN
 
 PROXY = "127.0.0.1"  # nginx on the same host: server.forwarded_allow_ips' default
 STRANGER = "198.51.100.7"  # a peer that is not a trusted proxy

@@ -19,14 +19,15 @@ import pytest
 from sqlalchemy import JSON, LargeBinary, String, select
 
 from bot.runtime import Runtime
+from storage import erasure_coverage as coverage
 from storage import privacy_repository as privacy
 from storage.db import Database
 from storage.models import Conversation, Resident
 from storage.schema import metadata
+from tests.bot.staff.conftest import TEXTS, Clock, file_complaint, resident_id_of_session, texts_of
+from tests.bot.staff.conftest import Resident as WebResident
 from tests.conftest import LiveServer
 from tests.factories import incoming
-from tests.staff.conftest import TEXTS, Clock, file_complaint, resident_id_of_session, texts_of
-from tests.staff.conftest import Resident as WebResident
 
 NIK = "6171015508900003"
 PHONE_DIGITS = "81256780003"  # what every way of writing the number below has in common
@@ -46,13 +47,13 @@ def text_columns() -> list[str]:
 
 def test_every_text_column_is_erased_or_exempted_with_a_reason() -> None:
     columns = set(text_columns())
-    erased, exempt = set(privacy.ERASED_COLUMNS), set(privacy.ERASURE_EXEMPT)
+    erased, exempt = set(coverage.ERASED_COLUMNS), set(coverage.ERASURE_EXEMPT)
 
     assert sorted(columns - erased - exempt) == [], "decide: erase these columns or exempt them (why)"
     assert sorted((erased | exempt) - columns) == [], "these columns are gone: drop them from the lists"
     assert sorted(erased & exempt) == []
     assert [
-        c for c, why in {**privacy.ERASED_COLUMNS, **privacy.ERASURE_EXEMPT}.items() if not why.strip()
+        c for c, why in {**coverage.ERASED_COLUMNS, **coverage.ERASURE_EXEMPT}.items() if not why.strip()
     ] == []
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,6 @@ from urllib.parse import quote
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from fastapi.routing import APIRoute
 from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
@@ -44,9 +42,10 @@ from storage import staff_repository as staff_repo
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Message
-from tests.channels.fake_telegram import FakeTelegram
-from tests.channels.fake_twilio import SANDBOX_FROM, FakeTwilio
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, build_settings
+from tests.support import eventually, free_port, serve
+from tests.support.fake_telegram import FakeTelegram
+from tests.support.fake_twilio import SANDBOX_FROM, FakeTwilio
 
 STAFF_TOKEN = "fuzz-staff-token-0123456789abcdef"
 WEBHOOK_SECRET = "fuzz-webhook-secret"
@@ -160,17 +159,17 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory, nlu_parser: Any) -> It
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with FakeTelegram() as telegram, FakeTwilio() as twilio:
-        bot_settings = load_settings(
-            REPO / "config.yml",
+        bot_settings = build_settings(
+            database_url=url_db,
+            nlu_model_dir=tmp / "nlu",
+            media_dir=tmp / "media",
             environ={
                 "TELEGRAM_BOT_TOKEN": telegram.token,
                 "TWILIO_ACCOUNT_SID": twilio.account_sid,
                 "TWILIO_AUTH_TOKEN": twilio.auth_token,
                 "PONTIBOT_STAFF__API_TOKEN": STAFF_TOKEN,
             },
-            database={"url": url_db},
-            nlu={"model_dir": str(tmp / "nlu")},
-            server={"media_dir": str(tmp / "media"), "public_url": url},
+            server={"public_url": url},
             telegram={
                 "base_url": telegram.base_url,
                 "mode": "webhook",
@@ -187,28 +186,19 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory, nlu_parser: Any) -> It
         stop = threading.Event()
         failure: list[BaseException] = []
 
-        async def serve() -> None:
+        async def serve_until_stopped() -> None:
             rt = await build_runtime(bot_settings, parser=nlu_parser)
-            app = create_app(bot_settings, runtime=rt)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-            task = asyncio.create_task(server.serve())
             try:
-                while not server.started:
-                    if task.done():
-                        task.result()
-                    await asyncio.sleep(0.01)
-                await start_runtime(rt)
-                ready.set()
-                while not stop.is_set():
-                    await asyncio.sleep(0.05)
+                async with serve(create_app(bot_settings, runtime=rt), port=port, lifespan="auto"):
+                    await start_runtime(rt)
+                    ready.set()
+                    await asyncio.to_thread(stop.wait)
             finally:
-                server.should_exit = True
-                await task
                 await close_runtime(rt)
 
         def run() -> None:
             try:
-                asyncio.run(serve())
+                asyncio.run(serve_until_stopped())
             except BaseException as exc:  # surfaced to the test below
                 failure.append(exc)
                 ready.set()
@@ -230,14 +220,14 @@ def stored_rows(database: Path) -> dict[str, int]:
 
 def settled_rows(database: Path) -> dict[str, int]:
     """The row counts once work an earlier, accepted request started in the background has finished."""
-    rows = stored_rows(database)
-    for _ in range(100):
-        time.sleep(0.02)
-        again = stored_rows(database)
-        if again == rows:
-            return rows
-        rows = again
-    return rows
+    reads = [stored_rows(database)]
+
+    def steady() -> bool:
+        reads.append(stored_rows(database))
+        return reads[-1] == reads[-2]
+
+    asyncio.run(eventually(steady, timeout=2, interval=0.02, what="the stored rows stop changing"))
+    return reads[-1]
 
 
 FUZZED_PATHS = r"^/(api/chat|model/parse|webhooks/|api/staff/)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -14,10 +14,10 @@ import pytest
 from bot.app import create_app
 from bot.logs import configure_logging, secret_values
 from bot.runtime import Runtime
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from storage.models import Message, ProcessedMessage, Resident
-from tests.channels.conftest import load_update
-from tests.conftest import REPO, LiveServer
+from tests.bot.channels.conftest import load_update
+from tests.conftest import LiveServer
 from tests.reliability.conftest import count
 
 PAGES = ["/", "/staff/login", "/healthz", "/api/chat/s-1/events"]
@@ -34,13 +34,10 @@ async def test_every_page_has_a_csp_without_external_origins(live_server: LiveSe
     assert "strict-transport-security" not in response.headers  # served over http here
 
 
-async def test_hsts_when_the_public_url_is_https(settings: Settings, runtime: Runtime) -> None:
-    https = load_settings(
-        REPO / "config.yml",
-        environ={},
-        database={"url": settings.database.url},
-        server={"public_url": "https://bot.pontianak.go.id", "media_dir": str(settings.server.media_dir)},
-    )
+async def test_hsts_when_the_public_url_is_https(
+    make_settings: Callable[..., Settings], runtime: Runtime
+) -> None:
+    https = make_settings(server={"public_url": "https://bot.pontianak.go.id"})
     app = create_app(https, runtime=runtime)
     app.state.runtime = runtime
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

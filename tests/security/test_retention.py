@@ -3,7 +3,6 @@ complaints keep the case with NIK/phones masked; the job runs with the runtime."
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +17,8 @@ from storage import repositories as repo
 from storage.backend_models import ComplaintEvent, ComplaintRecord
 from storage.models import Conversation, Message, OutboxMessage, ProcessedMessage
 from storage.staff_models import Handoff
+from tests import factories
+from tests.support import eventually
 
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=181)
@@ -39,8 +40,8 @@ async def test_purge_removes_what_is_older_than_the_period_and_keeps_the_case(ru
     for key, when in ((old_photo.key, OLD), (kept_photo.key, OLD), (orphan.key, NOW - timedelta(hours=2))):
         _age(media.root / key, when)
     async with runtime.db.session() as session:
-        resident = await repo.get_or_create_resident(session, channel="webchat", external_id="w-1")
-        conversation = await repo.get_or_create_conversation(session, resident=resident)
+        resident = await factories.resident(session, "w-1")
+        conversation = await factories.conversation(session, "w-1")
         conversation.slots = {"complaint.description": "NIK 6171015508900003"}
         conversation.updated_at = OLD
         await repo.add_message(
@@ -169,8 +170,7 @@ async def test_a_photo_just_saved_is_not_an_orphan_yet(runtime: Runtime) -> None
 
 async def test_the_retention_job_runs_with_the_runtime(runtime: Runtime) -> None:
     async with runtime.db.session() as session:
-        resident = await repo.get_or_create_resident(session, channel="webchat", external_id="w-2")
-        conversation = await repo.get_or_create_conversation(session, resident=resident)
+        conversation = await factories.conversation(session, "w-2")
         await repo.add_message(
             session,
             conversation_id=conversation.id,
@@ -183,11 +183,12 @@ async def test_the_retention_job_runs_with_the_runtime(runtime: Runtime) -> None
     await start_runtime(runtime)
     try:
         assert "retention" in {task.get_name() for task in runtime.background}
-        for _ in range(200):
+
+        async def messages_gone() -> bool:
             async with runtime.db.session() as session:
-                if not (await session.execute(select(Message))).scalars().all():
-                    break
-            await asyncio.sleep(0.02)
+                return not (await session.execute(select(Message))).scalars().all()
+
+        await eventually(messages_gone, what="the retention task deleted the old messages")
         async with runtime.db.session() as session:
             assert (await session.execute(select(Message))).scalars().all() == []
     finally:

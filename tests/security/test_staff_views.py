@@ -2,7 +2,7 @@
 written, and no bidi control; the audit-logged reveal shows them (the name too).
 
 (Masked detail views, the audit-logged reveal for the assigned agent or an admin, CSRF and login
-throttling are proven in tests/staff/test_console_auth.py.)
+throttling are proven in tests/bot/staff/test_console_auth.py.)
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from sqlalchemy import update
 from bot.runtime import Runtime
 from bot.staff.web.common import StaffJSONResponse, templates
 from storage.models import Resident as ResidentRow
-from tests.channels.conftest import load_update
-from tests.channels.fake_telegram import FakeTelegram
-from tests.staff.conftest import Clock, Console, Resident, add_staff
-from tests.staff.test_telegram_group import eventually
+from tests.bot.channels.conftest import load_update
+from tests.bot.staff.conftest import Clock, Console, Resident, add_staff
+from tests.support import eventually
+from tests.support.fake_telegram import FakeTelegram
 
 NIK = "6171015508900003"
 PHONE = "081234567890"
