@@ -37,6 +37,7 @@ PUBLIC = {
     "/booth",
     "/booth/stats",
     "/healthz",
+    "/readyz",  # a load balancer's readiness probe: says only what the server still waits for
     "/favicon.ico",
 }
 
