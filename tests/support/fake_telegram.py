@@ -1,11 +1,12 @@
 """A fake Telegram Bot API server: real HTTP on 127.0.0.1, in a thread, recording every call.
 
-Speaks what pontibot uses: getMe, getWebhookInfo, getUpdates (long poll with offset/timeout/limit;
-409 while a webhook is set), setWebhook / deleteWebhook (updates are then POSTed to the webhook with
-the secret header), sendMessage (``message_thread_id`` for forum topics), sendLocation, sendVenue,
-answerCallbackQuery, getFile and ``/file/bot<token>/<path>``; createForumTopic and closeForumTopic
-(a staff group forum). Faults: :meth:`FakeTelegram.fail_next` answers 429 (``parameters.retry_after``) or any error code;
-:meth:`FakeTelegram.block_chat` answers 403 "bot was blocked by the user" for a chat, like Telegram.
+Speaks what pontibot uses: getMe, getWebhookInfo, getUpdates (long poll with offset/timeout/limit; 409
+while a webhook is set), setWebhook / deleteWebhook (updates are then POSTed to the webhook with the
+secret header), sendMessage (``message_thread_id`` for forum topics), sendLocation, sendVenue,
+answerCallbackQuery, getFile and ``/file/bot<token>/<path>``; createForumTopic and closeForumTopic (a
+staff group forum). Faults: :meth:`FakeTelegram.fail_next` answers 429 (``parameters.retry_after``) or
+any error code; :meth:`FakeTelegram.block_chat` answers 403 "bot was blocked by the user" for a chat,
+like Telegram.
 
 Usable from async tests, sync code and benchmarks::
 
