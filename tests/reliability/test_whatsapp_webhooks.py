@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from bot.runtime import Runtime
 from storage.models import Message, ProcessedMessage, Resident
 from tests.conftest import LiveServer
 from tests.reliability.conftest import StallingParser, count
-from tests.support import eventually
+from tests.support import eventually, settle
 from tests.support.fake_twilio import SANDBOX_FROM, FakeTwilio, load_webhook, post_signed
 
 PUBLIC = "https://pontibot.example"
@@ -42,12 +41,6 @@ def settings_overrides(fake_twilio: FakeTwilio) -> dict[str, Any]:
             "timeout": 5,
         },
     )
-
-
-async def settle(rt: Runtime) -> None:
-    """Wait for every background task (webhooks are processed after the acknowledgement)."""
-    while rt.background:
-        await asyncio.gather(*list(rt.background))
 
 
 def signed(fake: FakeTwilio, sid: str, body: str = "halo") -> tuple[list[tuple[str, str]], str]:

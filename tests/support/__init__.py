@@ -2,7 +2,7 @@
 
 from tests.support.cli import Running, cli_env, pontibot, pontibot_serving, start_pontibot, until_healthy
 from tests.support.server import free_port, serve
-from tests.support.waiting import eventually, nothing_arrives
+from tests.support.waiting import eventually, nothing_arrives, settle
 
 __all__ = [
     "Running",
@@ -13,6 +13,7 @@ __all__ = [
     "pontibot",
     "pontibot_serving",
     "serve",
+    "settle",
     "start_pontibot",
     "until_healthy",
 ]

@@ -53,3 +53,10 @@ async def nothing_arrives(
         if remaining <= 0:
             return
         await asyncio.sleep(min(interval, remaining))
+
+
+async def settle(rt: Any) -> None:
+    """Wait until every background task of a runtime has ended (webhooks are processed after the
+    acknowledgement; a task may start another, hence the loop)."""
+    while rt.background:
+        await asyncio.gather(*list(rt.background))

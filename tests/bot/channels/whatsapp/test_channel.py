@@ -29,6 +29,7 @@ from flows.texts import Texts
 from storage import repositories as repo
 from storage.models import Message, OutboxMessage, ProcessedMessage, Resident
 from tests.conftest import LiveServer
+from tests.support import settle
 from tests.support.fake_twilio import (
     SANDBOX_FROM,
     FakeTwilio,
@@ -80,12 +81,6 @@ def settings_overrides(fake_twilio: FakeTwilio, overrides: dict[str, dict[str, A
         "server": overrides.get("server", {}),
         "twilio": twilio,
     }
-
-
-async def settle(rt: Runtime) -> None:
-    """Wait for every background task (webhooks are processed after the acknowledgement)."""
-    while rt.background:
-        await asyncio.gather(*list(rt.background))
 
 
 def whatsapp(rt: Runtime) -> WhatsAppChannel:
