@@ -54,11 +54,16 @@ _NOT_PERSONAL_TOKEN = re.compile(
 )
 
 _SAMARAN = Samaran(mode="partial", types=MASKED_TYPES)
+# Every masked type needs an "@" or eight digits in a row (any separators of up to three characters,
+# zero-width ones included: they are not word characters). Most log lines have neither, and skip the
+# detection view and the scan, which cost a quarter of a millisecond per line.
+MIN_NUMBER_DIGITS = 8
+_MAYBE_NUMBER = re.compile(rf"\d(?:[^\w/:\"]{{0,3}}\d){{{MIN_NUMBER_DIGITS - 1},}}")
 
 
 def mask_personal(text: str) -> str:
     """``text`` with NIK/KK, phone numbers and e-mail addresses partially masked, however they are written."""
-    if not text:
+    if not text or ("@" not in text and "\uff20" not in text and _MAYBE_NUMBER.search(text) is None):
         return text
     view, origin = _detection_view(text)
     spans = _grouped_numbers(view)
