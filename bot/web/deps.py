@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
 from bot.runtime import Runtime
+from bot.web.http import Starting
 
 STARTING_RETRY_SECONDS = 2
 
@@ -29,11 +30,7 @@ async def get_runtime(request: Request) -> Runtime:
     plain function in a thread)."""
     runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
-        raise HTTPException(
-            503,
-            "Pontibot sedang bersiap; coba lagi sebentar lagi. / Starting up; try again shortly.",
-            headers={"Retry-After": str(STARTING_RETRY_SECONDS)},
-        )
+        raise Starting(STARTING_RETRY_SECONDS)
     return runtime
 
 

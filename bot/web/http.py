@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -58,6 +58,29 @@ def _clean_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+STARTING_PAGE = """<!doctype html>
+<html lang="id"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{seconds}"><title>Pontibot sedang bersiap</title>
+<link rel="icon" href="/favicon.ico"><link rel="stylesheet" href="/static/chat.css"></head>
+<body><main class="starting"><h1>Ponti sedang bersiap…</h1>
+<p>Halaman ini terbuka sendiri dalam beberapa detik.</p>
+<p lang="en">Starting up; this page opens by itself in a few seconds.</p></main></body></html>
+"""
+
+
+class Starting(StarletteHTTPException):
+    """The server listens but its runtime is not ready yet (``GET /readyz`` says what it waits for)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            503,
+            "Pontibot sedang bersiap; coba lagi sebentar lagi. / Starting up; try again shortly.",
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.retry_after = retry_after
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error becomes ``{"error": {...}}`` with a 4xx/503 status, never a bare 500."""
 
@@ -69,7 +92,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(422, "invalid_request", errors), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc, Starting):
+            headers = {"Retry-After": str(exc.retry_after)}
+            if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                page = STARTING_PAGE.format(seconds=exc.retry_after)
+                return HTMLResponse(page, status_code=503, headers=headers)
+            body = error_body(503, "starting", message=str(exc.detail))
+            return JSONResponse(body, status_code=503, headers=headers)
         detail = exc.detail if not isinstance(exc.detail, str) else None
         message = exc.detail if isinstance(exc.detail, str) else None
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(exc.status_code, "http_error")

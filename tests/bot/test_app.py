@@ -78,3 +78,17 @@ async def test_a_database_behind_the_migrations_stops_the_server_before_it_liste
     with pytest.raises(SchemaOutOfDate, match="pontibot db upgrade"):
         async with app.router.lifespan_context(app):  # what uvicorn runs before it listens
             pass
+
+
+async def test_a_browser_gets_a_page_that_reloads_itself_while_the_server_starts(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(nlu={"model_dir": str(tmp_path / "untrained")})
+
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
+        page = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
+        api = await client.get("/api/chat/s-1/events")
+
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    assert '<meta http-equiv="refresh" content="2">' in page.text and "Ponti sedang bersiap" in page.text
+    assert (api.status_code, api.json()["error"]["code"]) == (503, "starting")
