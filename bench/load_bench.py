@@ -70,10 +70,10 @@ from aiohttp import web
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchdoc import replace_section  # noqa: E402 - bench/ is the script's directory
+
 from storage.migrate import upgrade  # noqa: E402
 
-DOC = REPO / "docs" / "BENCHMARKS.md"
-START, END = "<!-- load:start -->", "<!-- load:end -->"
 PG_ADMIN = os.environ.get("PONTIBOT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DB = "pontibot_bench"
 CONFIGURATIONS = "sqlite-1,sqlite-2,postgresql-1,postgresql-2"
@@ -1056,18 +1056,6 @@ def verdicts(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def write_doc(section: str) -> None:
-    """Replace the load section of docs/BENCHMARKS.md (appended on first run)."""
-    text = DOC.read_text(encoding="utf-8")
-    block = f"{START}\n{section}\n{END}"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(text, encoding="utf-8")
-
-
 async def main() -> None:
     """Run the configurations, print and record the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1093,7 +1081,7 @@ async def main() -> None:
     section = render(rows, stages, args.stage_seconds, started)
     print(section)
     if not args.no_write:
-        write_doc(section)
+        replace_section("load", section)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+from benchdoc import replace_section  # noqa: E402 - bench/ is the script's directory
+
 DOC = REPO / "docs" / "BENCHMARKS.md"
-START, END = "<!-- nlu:start -->", "<!-- nlu:end -->"
 MESSAGES = 5000
 
 TARGETS = {
@@ -223,19 +225,6 @@ def render(figures: dict[str, float], threshold: float, sets: dict[str, dict[str
     return "\n".join(lines)
 
 
-def write_doc(section: str) -> None:
-    """Replace the text between the nlu markers (create the file with them if missing)."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    if not DOC.exists():
-        DOC.write_text(f"# Benchmarks\n\n{START}\n{END}\n", encoding="utf-8")
-    text = DOC.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{START}\n{END}\n"
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    DOC.write_text(f"{head}{START}\n{section}\n{END}{tail}", encoding="utf-8")
-
-
 def main() -> None:
     """Train, load, evaluate and time the embedded NLU; record the figures."""
     from nlu.pipeline import DEFAULT_THRESHOLD
@@ -264,7 +253,7 @@ def main() -> None:
     print(section)
     print("\nRasa is not installed in this environment (needs Python < 3.11); not compared live.")
     if not args.no_write:
-        write_doc(section)
+        replace_section("nlu", section)
         print(f"\nwritten to {DOC.relative_to(REPO)}")
 
 

@@ -27,8 +27,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "BENCHMARKS.md"
-START, END = "<!-- startup:start -->", "<!-- startup:end -->"
+
+from benchdoc import replace_section  # noqa: E402 - bench/ is the script's directory
+
 READY_TARGET_S = 2.0
 RSS_TARGET_MB = 150.0
 PONTIBOT = [sys.executable, "-m", "bot"]
@@ -139,18 +140,6 @@ answers 200 (ready); memory of the process once ready.
 """
 
 
-def write_doc(text: str) -> None:
-    """Replace the start-up section of docs/BENCHMARKS.md (appended on the first run)."""
-    doc = DOC.read_text(encoding="utf-8")
-    block = f"{START}\n{text}{END}"
-    if START in doc and END in doc:
-        head, rest = doc.split(START, 1)
-        doc = head + block + rest.split(END, 1)[1]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.write_text(doc, encoding="utf-8")
-
-
 def main() -> None:
     """Measure ``--runs`` starts, print and record the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,7 +156,7 @@ def main() -> None:
     text = section(runs)
     print(text)
     if not args.no_write:
-        write_doc(text)
+        replace_section("startup", text)
 
 
 if __name__ == "__main__":
