@@ -9,20 +9,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import bind, configure_logging
+from bot.logs import bind
 from tests.conftest import LiveServer
 from tests.factories import chat_body
+from tests.support.logs import captured_logs
 
 PHONE = "081256780003"
 
 
 @pytest.fixture
 def json_lines() -> Iterator[io.StringIO]:
-    """The root logger writing JSON lines into a buffer (text again afterwards)."""
-    stream = io.StringIO()
-    configure_logging("INFO", stream=stream, fmt="json")
-    yield stream
-    configure_logging("INFO", stream=io.StringIO())
+    """The root logger writing JSON lines into a buffer (its handler removed afterwards)."""
+    with captured_logs("INFO", fmt="json") as stream:
+        yield stream
 
 
 def parsed(stream: io.StringIO) -> list[dict[str, str]]:
@@ -52,9 +51,7 @@ def test_every_json_line_parses_and_carries_the_bound_fields(json_lines: io.Stri
 
 
 def test_text_lines_end_with_the_bound_fields() -> None:
-    stream = io.StringIO()
-    configure_logging("INFO", stream=stream)
-    with bind(request_id="abc123"):
+    with captured_logs("INFO") as stream, bind(request_id="abc123"):
         logging.getLogger("bot.test").info("hello")
 
     assert stream.getvalue().rstrip().endswith("bot.test: hello [request_id=abc123]")

@@ -19,6 +19,7 @@ from storage.models import Message, ProcessedMessage, Resident
 from tests.bot.channels.conftest import load_update
 from tests.conftest import LiveServer
 from tests.reliability.conftest import count
+from tests.support.logs import remove_log_handlers
 
 PAGES = ["/", "/staff/login", "/healthz", "/api/chat/s-1/events"]
 
@@ -83,10 +84,7 @@ def captured_debug() -> Iterator[io.StringIO]:
     """The production handler at DEBUG, telegram/httpx loggers at DEBUG too (the worst case)."""
     stream = io.StringIO()
     yield stream
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_pontibot", False):
-            root.removeHandler(handler)
+    remove_log_handlers()
     for name in ("httpx", "httpcore", "telegram"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -19,6 +19,7 @@ from bot.logs import configure_logging, secret_values
 from bot.privacy import MaskingFilter, mask_text
 from bot.settings import load_settings
 from tests.conftest import REPO, LiveServer
+from tests.support.logs import captured_logs, remove_log_handlers
 
 NIK = "6171015508900003"
 PHONE = "081234567890"
@@ -30,15 +31,8 @@ TOKEN = "123456789:AAFakeTokenForPontibotTests_0123456789"
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
     """The production log handler writing into a string, removed afterwards."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    before_level = root.level
-    configure_logging("DEBUG", stream=stream)
-    yield stream
-    for handler in list(root.handlers):
-        if getattr(handler, "_pontibot", False):
-            root.removeHandler(handler)
-    root.setLevel(before_level)
+    with captured_logs("DEBUG") as stream:
+        yield stream
 
 
 @pytest.mark.parametrize(
@@ -91,10 +85,7 @@ def test_handlers_libraries_attached_themselves_get_the_filter_too() -> None:
         own.error("NIK %s", NIK)
     finally:
         own.removeHandler(handler)
-        root = logging.getLogger()
-        for h in list(root.handlers):
-            if getattr(h, "_pontibot", False):
-                root.removeHandler(h)
+        remove_log_handlers()
     assert stream.getvalue() == "NIK 6171********0003\n"
 
 

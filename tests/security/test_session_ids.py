@@ -4,13 +4,11 @@ even on plain-HTTP booth Wi-Fi, weak page-made ids cannot start a session, and a
 from __future__ import annotations
 
 import io
-import logging
 import re
 from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import configure_logging
 from bot.runtime import Runtime
 from bot.web import STATIC_DIR
 from flows.messages import Channel, IncomingMessage
@@ -18,6 +16,7 @@ from storage.models import Resident
 from tests.conftest import REPO, LiveServer
 from tests.factories import chat_body
 from tests.reliability.conftest import count
+from tests.support.logs import captured_logs
 
 PAGE_ID = "web-" + "0f" * 16  # what the page makes: prefix and 32 hex digits (128 bits)
 OLD_FALLBACK_ID = "web-m3k2x9q1" + "4fz8k2jd0q"  # Date.now().toString(36) + Math.random().toString(36)
@@ -26,15 +25,8 @@ OLD_FALLBACK_ID = "web-m3k2x9q1" + "4fz8k2jd0q"  # Date.now().toString(36) + Mat
 @pytest.fixture
 def access_log() -> Iterator[io.StringIO]:
     """The production log handler writing into a string, removed afterwards."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    before = root.level
-    configure_logging("INFO", stream=stream)
-    yield stream
-    for handler in list(root.handlers):
-        if getattr(handler, "_pontibot", False):
-            root.removeHandler(handler)
-    root.setLevel(before)
+    with captured_logs("INFO") as stream:
+        yield stream
 
 
 async def test_the_access_log_never_shows_a_full_session_id(
