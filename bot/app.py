@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
         """Build the runtime (training the model if it is stale) while the server already answers
         ``/healthz`` and ``/readyz``; then start its channels and jobs."""
         try:
-            rt = await build_runtime(settings, **runtime_kwargs)
+            # The schema was checked before the server listened: not a second time here.
+            rt = await build_runtime(settings, **{"check_schema": False, **runtime_kwargs})
         except Exception as exc:
             logger.exception("pontibot could not start")
             readiness.failed = f"{type(exc).__name__}: {exc}"
