@@ -59,11 +59,6 @@ def bind(**fields: str | None) -> Iterator[None]:
         _BOUND.reset(token)
 
 
-def bound_fields() -> dict[str, str]:
-    """The fields bound in this context."""
-    return dict(_BOUND.get())
-
-
 class BoundFieldsFilter(logging.Filter):
     """Copies the context's bound fields onto each record (``record.bound``)."""
 
