@@ -136,6 +136,9 @@ class NluSettings(_Section):
     backend: Literal["embedded", "rasa"] = "embedded"
     rasa_url: str | None = None
     threshold: float = Field(0.3, ge=0.0, le=1.0)
+    confirm_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    record_threshold: float = Field(0.7, ge=0.0, le=1.0)
+    ambiguity_margin: float = Field(0.15, ge=0.0, le=1.0)
     model_dir: Path = Path("var/nlu")
     timeout: float = Field(5.0, gt=0)
 

@@ -200,7 +200,11 @@ async def on_ask_description(ctx: FlowContext, msg: IncomingMessage, nlu: ParseR
     if changes and not text:
         return _advance(ctx, changes, lead=lead)
     return _miss(
-        ctx, changes, ComplaintState.ASK_DESCRIPTION, [ctx.reply("complaints.ask_description_again")]
+        ctx,
+        changes,
+        ComplaintState.ASK_DESCRIPTION,
+        [ctx.reply("complaints.ask_description_again")],
+        attempt=bool(text),
     )
 
 
@@ -255,7 +259,11 @@ async def on_offer_support(ctx: FlowContext, msg: IncomingMessage, nlu: ParseRes
     if choice is Choice.NEW or (choice is None and _clearly(nlu, "deny")):
         declined = [*_declined(ctx.slots), ticket]
         return _advance(ctx, {DUPLICATE: None, DECLINED: declined})
-    return Step([_support_buttons(ctx, ctx.t("complaints.duplicate_again"))], ComplaintState.OFFER_SUPPORT)
+    return Step(
+        [_support_buttons(ctx, ctx.t("complaints.duplicate_again"))],
+        ComplaintState.OFFER_SUPPORT,
+        missed=True,
+    )
 
 
 async def on_ask_photo(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
@@ -279,7 +287,7 @@ async def on_confirm(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -
         return await _file(ctx)
     if choice is Choice.EDIT or (choice is None and _clearly(nlu, "deny")):
         return Step(prompt_ask_edit(ctx), ComplaintState.ASK_EDIT)
-    return Step([_confirm_reply(ctx, ctx.t("complaints.confirm_again"))], ComplaintState.CONFIRM)
+    return Step([_confirm_reply(ctx, ctx.t("complaints.confirm_again"))], ComplaintState.CONFIRM, missed=True)
 
 
 async def on_ask_edit(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> Step:
@@ -298,7 +306,7 @@ async def on_ask_edit(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) 
         return _advance(ctx, {CATEGORY: category})
     if choice is Choice.SEND or _clearly(nlu, "affirm"):
         return await _file(ctx)
-    return Step(prompt_ask_edit(ctx), ComplaintState.ASK_EDIT)
+    return Step(prompt_ask_edit(ctx), ComplaintState.ASK_EDIT, missed=True)
 
 
 # -- moving on ----------------------------------------------------------------------------------
@@ -332,12 +340,22 @@ def _next_state(draft: Draft) -> ComplaintState:
     return ComplaintState.CONFIRM
 
 
-def _miss(ctx: FlowContext, changes: Mapping[str, Any], state: ComplaintState, replies: list[Reply]) -> Step:
-    """A wrong answer: re-ask helpfully; from the third miss on, a person is offered beside the question."""
+def _miss(
+    ctx: FlowContext,
+    changes: Mapping[str, Any],
+    state: ComplaintState,
+    replies: list[Reply],
+    *,
+    attempt: bool = False,
+) -> Step:
+    """A wrong answer: re-ask helpfully; from the third miss on, a person is offered beside the question.
+
+    ``attempt``: the message did try to answer (a description too short, a place outside the city),
+    so it does not count towards leaving the flow (``Step.missed``)."""
     misses = int(ctx.slots.get(MISSES, 0) or 0) + 1
     if misses > MAX_MISSES:
         replies = [*replies, ctx.reply("complaints.more_help", ctx.button("menu.staff", STAFF_PAYLOAD))]
-    return Step(replies, state, {**changes, MISSES: misses})
+    return Step(replies, state, {**changes, MISSES: misses}, missed=not attempt)
 
 
 def _in(ctx: FlowContext, slots: Mapping[str, Any], state: str | None = None) -> FlowContext:
@@ -597,7 +615,7 @@ def _confirm_reply(ctx: FlowContext, text: str) -> Reply:
 def _outside(ctx: FlowContext, changes: Mapping[str, Any], state: ComplaintState) -> Step:
     """A place outside Kota Pontianak: refused politely (with SP4N-LAPOR!), the question stays open."""
     text = ctx.t("complaints.outside_city", lapor_url=ctx.settings.get("lapor_url", ""))
-    return _miss(ctx, changes, state, [Reply(text, request_location=True)])
+    return _miss(ctx, changes, state, [Reply(text, request_location=True)], attempt=True)
 
 
 # -- understanding answers ------------------------------------------------------------------------
@@ -670,4 +688,6 @@ def complaint_flow() -> Flow:
             ComplaintState.ASK_KELURAHAN: frozenset({"office_location"}),
         },
         title_key="flow_title.complaint",
+        creates_records=True,
+        drafts=True,
     )

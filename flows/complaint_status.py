@@ -138,7 +138,7 @@ def _miss(ctx: FlowContext, lead: list[Reply], reask: list[Reply]) -> Step:
     if misses > MAX_MISSES:
         staff = ctx.button("menu.staff", STAFF_PAYLOAD)
         return Step([*lead, ctx.reply("complaints.give_up", staff)], None, {MISSES_SLOT: None})
-    return Step([*lead, *reask], ComplaintStatusState.ASK_TICKET, {MISSES_SLOT: misses})
+    return Step([*lead, *reask], ComplaintStatusState.ASK_TICKET, {MISSES_SLOT: misses}, missed=True)
 
 
 def ticket_in(msg: IncomingMessage, nlu: ParseResult) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flows.engine import Flow, FlowContext, Globals, Handler, Step, fallback_count
 from flows.messages import Button, IncomingMessage, Reply
+from flows.repair import repair_interjections
 from nlu.result import ParseResult
 
 MENU_ITEMS = (
@@ -127,8 +128,9 @@ def _say(key: str, *, with_menu: bool = False) -> Handler:
 def smalltalk_flows() -> list[Flow]:
     """One-turn answers that vary their wording: greeting, goodbye, thanks, bot challenge, out of scope.
 
-    Greeting, goodbye, thanks and "are you a bot?" are side answers: said in the middle of a flow,
-    they are answered and the flow's question is asked again.
+    Greeting, thanks and "are you a bot?" are side answers: said in the middle of a flow, they are
+    answered and the flow's question is asked again. A goodbye is answered and ends the flow (a
+    complaint is kept as a draft: "lanjut" resumes it).
     """
     said = {
         "goodbye": _say("goodbye"),
@@ -145,6 +147,7 @@ def smalltalk_flows() -> list[Flow]:
             intents=frozenset({intent}),
             start=handler,
             side=intent in SIDE_SMALLTALK,
+            leaves=intent == "goodbye",  # a farewell mid-form: no stale question after "sampai jumpa"
             title_key="flow_title.smalltalk",
         )
         for intent, handler in said.items()
@@ -163,4 +166,5 @@ def core_globals() -> Globals:
         },
         fallback=on_fallback,
         unsupported=on_unsupported,
+        interjections=repair_interjections(),
     )

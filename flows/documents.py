@@ -44,6 +44,10 @@ MISSES_SLOT = "documents.misses"
 LAST_DOCUMENT = "last_document"
 LAST_ASPECT = "last_document_aspect"
 MAX_MISSES = 2
+LAST_OFFICE = "last_office"  # shared with flows.offices: the office a follow-up refers to
+ONLINE_WORDS = frozenset(
+    {"online", "daring", "onlen", "onlin", "internet", "website", "web", "aplikasi", "apk"}
+)
 PLACE_KEYS = {"kantor_camat": "documents.place_camat", "kantor_lurah": "documents.place_lurah"}
 _WORD = re.compile(r"[^\W_]+")
 
@@ -58,6 +62,8 @@ async def on_start(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> 
         return Step(
             [_ask(ctx, aspect, "documents.ask")], DocumentsState.ASK_TYPE, {ASPECT_SLOT: aspect.value}
         )
+    if _asks_online(nlu.text) and nlu.entity("aspect") is None:
+        return answer_online(ctx, document)
     return answer(ctx, document, aspect)
 
 
@@ -77,7 +83,7 @@ async def on_ask_type(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) 
             {ASPECT_SLOT: None, MISSES_SLOT: None},
         )
     slots = {ASPECT_SLOT: aspect.value, MISSES_SLOT: misses}
-    return Step([_ask(ctx, aspect, "documents.ask_again")], DocumentsState.ASK_TYPE, slots)
+    return Step([_ask(ctx, aspect, "documents.ask_again")], DocumentsState.ASK_TYPE, slots, missed=True)
 
 
 def prompt_ask_type(ctx: FlowContext) -> list[Reply]:
@@ -105,7 +111,29 @@ def answer(ctx: FlowContext, key: str, aspect: Aspect) -> Step:
         lines.append(ctx.t("documents.follow_up_hint"))
     reply = Reply("\n".join(lines), _answer_buttons(ctx, info, aspect))
     slots = {LAST_DOCUMENT: key, LAST_ASPECT: aspect.value, ASPECT_SLOT: None, MISSES_SLOT: None}
-    return Step([reply], None, slots)
+    return Step([reply], None, slots | _office_memory(info))
+
+
+def answer_online(ctx: FlowContext, key: str) -> Step:
+    """ "kalau yang online?" after a document: how to apply for it online, with the usual buttons."""
+    info = load_documents().documents[key]
+    lines = [ctx.t("documents.online_title", name=info.name.get(ctx.lang))]
+    lines.append(info.online.get(ctx.lang))
+    reply = Reply("\n".join(lines), _answer_buttons(ctx, info, Aspect.REQUIREMENTS))
+    return Step(
+        [reply], None, {LAST_DOCUMENT: key, ASPECT_SLOT: None, MISSES_SLOT: None} | _office_memory(info)
+    )
+
+
+def _office_memory(info: DocumentInfo) -> dict[str, str]:
+    """The office a follow-up such as "kantornye dimane" means after this document: its first named one."""
+    offices = load_offices().offices
+    named = [key for key in info.offices if key in offices]
+    return {LAST_OFFICE: named[0]} if named else {}
+
+
+def _asks_online(text: str) -> bool:
+    return any(word in ONLINE_WORDS for word in _WORD.findall(text.casefold()))
 
 
 def claims(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> bool:

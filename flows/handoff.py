@@ -11,6 +11,7 @@ Drawn in ``flows/handoff.mmd``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -399,6 +400,4 @@ def with_handoff(globals_: Globals) -> Globals:
             handlers[intent] = leaving_handoff(handlers[intent])
     if "emergency" in handlers:
         handlers["emergency"] = emergency_during_handoff(handlers["emergency"])
-    return Globals(
-        handlers=handlers, fallback=offering_fallback(globals_.fallback), unsupported=globals_.unsupported
-    )
+    return dataclasses.replace(globals_, handlers=handlers, fallback=offering_fallback(globals_.fallback))

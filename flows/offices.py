@@ -153,7 +153,9 @@ def _respond(
             reply = _ask_camat(ctx, aspect, "offices.ask_camat_again")
         else:
             reply = _ask_office(ctx, aspect, key)
-        return Step([reply], next_state, kept | {MISSES_SLOT: misses + 1 if state else None})
+        return Step(
+            [reply], next_state, kept | {MISSES_SLOT: misses + 1 if state else None}, missed=state is not None
+        )
     if target.office is not None:
         step = _office_answer(ctx, target.office, aspect, asked)
         memory = {LAST_OFFICE: target.office.key, LAST_KELURAHAN: None}

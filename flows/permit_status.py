@@ -102,7 +102,7 @@ def _miss(ctx: FlowContext, lead: list[Reply], reask: list[Reply]) -> Step:
     if misses > MAX_MISSES:
         staff = ctx.button("menu.staff", STAFF_PAYLOAD)
         return Step([*lead, ctx.reply("permits.give_up", staff)], None, {MISSES_SLOT: None})
-    return Step([*lead, *reask], PermitState.ASK_NUMBER, {MISSES_SLOT: misses})
+    return Step([*lead, *reask], PermitState.ASK_NUMBER, {MISSES_SLOT: misses}, missed=True)
 
 
 def permit_replies(ctx: FlowContext, permit: Permit) -> list[Reply]:

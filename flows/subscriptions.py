@@ -92,7 +92,9 @@ async def on_ask_ref(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -
     if misses > MAX_MISSES:
         staff = ctx.button("menu.staff", "/talk_to_staff")
         return Step([ctx.reply("subscriptions.give_up", staff)], None, {MISSES_SLOT: None})
-    return Step([_ask(ctx, "subscriptions.ask_again")], SubscriptionsState.ASK_REF, {MISSES_SLOT: misses})
+    return Step(
+        [_ask(ctx, "subscriptions.ask_again")], SubscriptionsState.ASK_REF, {MISSES_SLOT: misses}, missed=True
+    )
 
 
 def prompt_ask_ref(ctx: FlowContext) -> list[Reply]:
@@ -259,6 +261,7 @@ def subscriptions_flows() -> list[Flow]:
             accepts={SubscriptionsState.ASK_REF: frozenset({"permit_status", "complaint_status"})},
             side=True,
             title_key="flow_title.subscriptions",
+            creates_records=True,
         ),
         Flow(
             name="unsubscribe",

@@ -209,7 +209,14 @@ class Dispatcher:
             state = step.next_state
             if step.language in ("id", "en") and step.language != record.language:
                 await store.update_resident(record.resident_id, language=step.language)
-            await self._finish(store, record, msg, replies, advance=(state, apply_slots(record.slots, step)))
+            await self._finish(
+                store,
+                record,
+                msg,
+                replies,
+                advance=(state, apply_slots(record.slots, step)),
+                feedback=step.feedback,
+            )
             logger.info(
                 "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
                 msg.channel,
@@ -332,15 +339,21 @@ class Dispatcher:
         replies: Sequence[Reply],
         kind: str = "reply",
         advance: tuple[str | None, Mapping[str, Any]] | None = None,
+        feedback: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the replies in the transcript and as the answer to a retry of ``msg``, and the
-        conversation's new ``(state, slots)`` when the turn ran the flows."""
+        conversation's new ``(state, slots)`` when the turn ran the flows. ``feedback`` (what the turn
+        taught about the NLU: a clarified guess, a referral) goes with the first reply's line."""
         rendered = [reply.to_dict() for reply in replies]
         rows = [
             store.line(
-                conversation_id=record.conversation_id, direction="out", kind=kind, text=reply.text, data=data
+                conversation_id=record.conversation_id,
+                direction="out",
+                kind=kind,
+                text=reply.text,
+                data={**data, "nlu_feedback": dict(feedback)} if feedback and index == 0 else data,
             )
-            for reply, data in zip(replies, rendered, strict=True)
+            for index, (reply, data) in enumerate(zip(replies, rendered, strict=True))
         ]
         await store.finish(
             conversation_id=record.conversation_id,

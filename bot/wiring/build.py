@@ -20,6 +20,7 @@ from bot.conversation.media import MediaStore
 from bot.runtime import Backends, Runtime
 from bot.settings import Settings
 from bot.wiring.backends import build_backends
+from flows.engine import Confidence
 from flows.messages import Channel
 from flows.registry import build_engine
 from flows.texts import Texts
@@ -43,6 +44,12 @@ def flow_settings(settings: Settings) -> dict[str, Any]:
         "duplicate_radius_m": settings.complaints.duplicate_radius_m,
         "staff_hours": settings.staff.schedule(settings.timezone),
         "retention_days": settings.privacy.retention_days,
+        "confidence": Confidence(
+            fallback=settings.nlu.threshold,
+            confirm=settings.nlu.confirm_threshold,
+            record=settings.nlu.record_threshold,
+            margin=settings.nlu.ambiguity_margin,
+        ),
     }
 
 

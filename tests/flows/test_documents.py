@@ -38,7 +38,7 @@ async def test_a_missing_document_is_asked_with_buttons_and_a_wrong_answer_is_as
     assert text_of(asked) == say("documents.ask")[0]
     assert len(payloads(asked)) == len(DOCS)
 
-    wrong = await resident.say("paspor")
+    wrong = await resident.say("ijazah")
     assert text_of(wrong) == say("documents.ask_again")[0]
 
     picked = await resident.press('/service_fee{"document_type": "pbg", "aspect": "fee"}')
@@ -47,16 +47,16 @@ async def test_a_missing_document_is_asked_with_buttons_and_a_wrong_answer_is_as
     assert "Rp" not in text_of(picked)
 
 
-async def test_three_wrong_answers_offer_a_person(chat) -> None:
+async def test_two_messages_that_answer_nothing_close_the_question(chat) -> None:
     resident = chat("doc-3")
     await resident.say("syarat dokumen")
 
-    await resident.say("sim")
-    await resident.say("paspor")
-    gave_up = await resident.say("visa")
+    again = await resident.say("hmm")
+    assert text_of(again) == say("documents.ask_again")[0]
+    closed = await resident.say("entahlah")
 
-    assert one_of("documents.give_up")(text_of(gave_up))
-    assert "/talk_to_staff" in payloads(gave_up)
+    assert closed[0]["text"] in say("engine.closed", flow=say("flow_title.documents")[0])
+    assert not one_of("documents.ask")(text_of(closed))
 
 
 async def test_a_bare_document_name_and_buttons_after_an_answer(chat) -> None:

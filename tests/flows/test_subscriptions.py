@@ -99,14 +99,13 @@ async def test_only_the_reporter_can_follow_a_complaint(chat, live_server) -> No
     assert [topic for topic, _, _ in await _subscriptions(live_server, "sub-4")] == ["complaint"]
 
 
-async def test_three_wrong_answers_offer_a_person_and_cancel_works(chat) -> None:
+async def test_two_non_answers_close_the_question_and_cancel_works(chat) -> None:
     resident = chat("sub-6")
     await resident.say("saya mau berlangganan info")
-    await resident.say("nomor saya hilang")
-    await resident.say("lupa")
-    gave_up = await resident.say("entahlah")
-    assert one_of("subscriptions.give_up")(text_of(gave_up))
-    assert "/talk_to_staff" in payloads(gave_up)
+    again = await resident.say("hmm")
+    assert text_of(again) == say("subscriptions.ask_again")[0]
+    closed = await resident.say("entahlah")
+    assert closed[0]["text"] in say("engine.closed", flow=say("flow_title.subscriptions")[0])
 
     await resident.say("kabari saya")
     cancelled = await resident.say("batal")
