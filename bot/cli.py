@@ -91,7 +91,7 @@ def chat(
     """Talk to the bot in this terminal (same engine, console channel). Ctrl-D to quit."""
     from bot.channels.console import ConsoleChannel
     from bot.logs import configure_logging
-    from bot.wiring import build_runtime, close_runtime
+    from bot.wiring import SchemaOutOfDate, build_runtime, close_runtime
 
     settings = settings_from(config)
     configure_logging("WARNING")
@@ -116,7 +116,7 @@ def chat(
 
     try:
         asyncio.run(loop())
-    except ConfigError as exc:
+    except (ConfigError, SchemaOutOfDate) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 

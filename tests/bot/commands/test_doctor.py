@@ -10,6 +10,7 @@ import pytest
 from bot.commands.doctor import Check, preflight, run_checks
 from bot.settings import Settings
 from tests.support import free_port
+from tests.support.cli import cli_env, pontibot
 from tests.support.fake_telegram import FakeTelegram
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
@@ -109,3 +110,13 @@ def test_run_refuses_a_media_directory_it_cannot_write(
     [failed] = preflight(make_settings(server={"media_dir": str(blocked / "media")}))
 
     assert failed.name == "media" and not failed.ok
+
+
+def test_chat_on_a_never_migrated_database_says_what_to_do(tmp_path: Path) -> None:
+    env = cli_env(database_url=f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+
+    done = pontibot("chat", env=env, stdin="halo\n")
+
+    assert done.returncode == 2
+    assert "pontibot db upgrade" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
