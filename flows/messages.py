@@ -68,6 +68,8 @@ class IncomingMessage:
     # The client's network address where the channel has one (web chat); None for platforms, whose
     # requests come from their own servers. Used for per-address limits only, never stored.
     origin: str | None = None
+    # The language the client shows ("id"/"en": the web chat page's labels); a new resident starts in it.
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

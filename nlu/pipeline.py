@@ -14,6 +14,7 @@ from pathlib import Path
 from nlu.classifier import MODEL_VERSION, IntentModel, Progress, stored_hash, train
 from nlu.entities import EntityExtractor, build_lookups, default_extractor
 from nlu.errors import ModelError
+from nlu.language import LanguageDetector, ensure_detector, fit_detector, neutral_spans
 from nlu.normalize import LEXICON_FILES, default_lexicon, tokens
 from nlu.payload import parse_payload
 from nlu.rasa_http import RasaHttpParser
@@ -90,6 +91,7 @@ def train_model(
     labels = [ex.intent for ex in data.examples]
     model = train(docs, labels, data_hash=training_hash(data_dir), progress=progress)
     model.save(model_dir)
+    fit_detector(model_dir, data_dir=data_dir)
     logger.info(
         "trained NLU model on %d examples, %d intents, in %.1f s",
         len(docs),
@@ -115,7 +117,7 @@ def ensure_model(
 
 
 class EmbeddedParser:
-    """Our own parser: normaliser + linear classifier + entity extractors, all in process."""
+    """Our own parser: normaliser + linear classifier + entity extractors + language detector, in process."""
 
     def __init__(
         self,
@@ -123,10 +125,12 @@ class EmbeddedParser:
         extractor: EntityExtractor,
         *,
         threshold: float = DEFAULT_THRESHOLD,
+        language: LanguageDetector | None = None,
     ) -> None:
         self.model = model
         self.extractor = extractor
         self.threshold = threshold
+        self.language = language
         self._lexicon = default_lexicon()
         # Payloads naming an intent we do not know (Telegram's "/start") are read as text.
         self._intents = {*model.labels, FALLBACK_INTENT}
@@ -150,10 +154,11 @@ class EmbeddedParser:
                 return payload
             entities = self.extractor.extract(text)
             ranking = self.classify(text, entities)
+            language = self.language.language(text, neutral_spans(entities)) if self.language else None
         except Exception:  # a parse must never take the dispatcher down; log and fall back
             logger.exception("NLU parse failed for a message of %d characters", len(text))
-            ranking, entities = (), ()
-        return apply_threshold(text, ranking, entities, self.threshold)
+            ranking, entities, language = (), (), None
+        return apply_threshold(text, ranking, entities, self.threshold, language)
 
     async def parse(self, text: str) -> ParseResult:
         """Understand one message (fast enough to run on the event loop: well under a millisecond)."""
@@ -177,7 +182,8 @@ def build_parser(
     """An NLU parser for ``backend`` (``embedded`` or ``rasa``).
 
     ``embedded`` loads the artifact from ``model_dir`` (training it first when missing or stale);
-    ``rasa`` sends each message to ``{rasa_url}/model/parse``.
+    ``rasa`` sends each message to ``{rasa_url}/model/parse``. Both detect the message's language
+    here (``nlu.language``, its small artifact also kept in ``model_dir``).
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
@@ -185,9 +191,11 @@ def build_parser(
         model = ensure_model(Path(model_dir), data_dir=data_dir or TRAIN_DIR, progress=progress)
         words = (f[2:] for f in model.vocab if f.startswith("w:"))
         extractor = EntityExtractor(build_lookups(), permit_pattern=permit_pattern, known_words=words)
-        return EmbeddedParser(model, extractor, threshold=threshold)
+        language = ensure_detector(Path(model_dir), data_dir=data_dir or TRAIN_DIR)
+        return EmbeddedParser(model, extractor, threshold=threshold, language=language)
     if backend == "rasa":
         if not rasa_url:
             raise ValueError("the rasa backend needs rasa_url (nlu.rasa_url in config.yml)")
-        return RasaHttpParser(rasa_url, threshold=threshold, timeout=timeout)
+        language = ensure_detector(Path(model_dir), data_dir=data_dir or TRAIN_DIR)
+        return RasaHttpParser(rasa_url, threshold=threshold, timeout=timeout, language=language)
     raise ValueError(f"unknown NLU backend {backend!r}; use 'embedded' or 'rasa'")

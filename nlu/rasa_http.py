@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from nlu.errors import NluUnavailable
+from nlu.language import LanguageDetector, neutral_spans
 from nlu.payload import parse_payload
 from nlu.result import FALLBACK_INTENT, ParseResult, apply_threshold
 
@@ -15,7 +16,10 @@ logger = logging.getLogger(__name__)
 
 
 class RasaHttpParser:
-    """Sends each message to a Rasa server and reads its parse JSON (incl. ``confidence_entity``)."""
+    """Sends each message to a Rasa server and reads its parse JSON (incl. ``confidence_entity``).
+
+    Rasa reports no language: with a ``language`` detector the message's language is found here.
+    """
 
     def __init__(
         self,
@@ -24,9 +28,11 @@ class RasaHttpParser:
         threshold: float,
         timeout: float = 5.0,
         client: httpx.AsyncClient | None = None,
+        language: LanguageDetector | None = None,
     ) -> None:
         self.url = rasa_url.rstrip("/") + "/model/parse"
         self.threshold = threshold
+        self.language = language
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(timeout=timeout)
 
@@ -53,11 +59,14 @@ class RasaHttpParser:
             result = ParseResult.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
             raise NluUnavailable(f"Rasa server at {self.url} answered an unexpected shape") from exc
-        result = ParseResult(text, result.intent, result.entities, result.intent_ranking)
+        language = result.language
+        if self.language is not None:
+            language = self.language.language(text, neutral_spans(result.entities))
+        result = ParseResult(text, result.intent, result.entities, result.intent_ranking, language)
         if result.intent.name == FALLBACK_INTENT:
             return result
         ranking = result.intent_ranking or (result.intent,)
-        return apply_threshold(text, ranking, result.entities, self.threshold)
+        return apply_threshold(text, ranking, result.entities, self.threshold, language)
 
     async def aclose(self) -> None:
         """Close the HTTP client if we created it."""

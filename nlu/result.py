@@ -10,6 +10,7 @@ from typing import Any, Protocol
 RANKING_SIZE = 10  # intents listed in a parse's ranking (Rasa's default)
 
 FALLBACK_INTENT = "nlu_fallback"
+LANGUAGES = ("id", "en")  # the languages a parse may report (and the bot answers in)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class ParseResult:
     intent: IntentScore
     entities: tuple[Entity, ...] = ()
     intent_ranking: tuple[IntentScore, ...] = field(default=())
+    language: str | None = None  # "id" or "en" when the message clearly is in it (nlu.language)
 
     @property
     def intent_name(self) -> str:
@@ -81,17 +83,22 @@ class ParseResult:
         return [ent.value for ent in self.entities if ent.entity == name]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of DESIGN 3.3 (same as Rasa's ``POST /model/parse``)."""
+        """The JSON object of DESIGN 3.3 (same as Rasa's ``POST /model/parse``).
+
+        One key more than Rasa's: ``language`` ("id", "en" or null when unclear), which Rasa clients
+        ignore like any unknown top-level key.
+        """
         return {
             "text": self.text,
             "intent": self.intent.to_dict(),
             "entities": [ent.to_dict() for ent in self.entities],
             "intent_ranking": [score.to_dict() for score in self.intent_ranking],
+            "language": self.language,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ParseResult:
-        """Read Rasa's parse JSON (as answered by a Rasa server or by us)."""
+        """Read Rasa's parse JSON (as answered by a Rasa server or by us; ``language`` when present)."""
         intent = data.get("intent") or {}
         entities = tuple(
             Entity(
@@ -115,6 +122,7 @@ class ParseResult:
             ),
             entities=entities,
             intent_ranking=ranking,
+            language=language if (language := data.get("language")) in LANGUAGES else None,
         )
 
 
@@ -135,10 +143,11 @@ def apply_threshold(
     ranking: tuple[IntentScore, ...],
     entities: Iterable[Entity],
     threshold: float,
+    language: str | None = None,
 ) -> ParseResult:
     """Rasa's FallbackClassifier rule: below ``threshold`` the intent is ``nlu_fallback``."""
     entities = tuple(entities)
     if not ranking or math.isnan(ranking[0].confidence) or ranking[0].confidence < threshold:
         fallback = IntentScore(FALLBACK_INTENT, threshold)
-        return ParseResult(text, fallback, entities, (fallback, *ranking[: RANKING_SIZE - 1]))
-    return ParseResult(text, ranking[0], entities, ranking)
+        return ParseResult(text, fallback, entities, (fallback, *ranking[: RANKING_SIZE - 1]), language)
+    return ParseResult(text, ranking[0], entities, ranking, language)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -50,6 +51,8 @@ class Resident(Base):
     external_id: Mapped[str] = mapped_column(String(128))
     display_name: Mapped[str | None] = mapped_column(String(128))
     language: Mapped[str] = mapped_column(String(2), default="id")
+    # True once the resident chose the language ("english please", a button): then it is not detected.
+    language_explicit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source: Mapped[str | None] = mapped_column(String(32))
     consent_at: Mapped[datetime | None]
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)

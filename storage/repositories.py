@@ -69,6 +69,7 @@ async def get_or_create_resident(
             external_id=external_id,
             display_name=display_name,
             language=language,
+            language_explicit=False,
             opted_out=False,
             unreachable=False,
             created_at=utcnow(),

@@ -72,6 +72,7 @@ class ConversationRecord:
     slots: dict[str, Any]
     status: str
     turns: int
+    language_explicit: bool = False  # the resident chose ``language``: detection does not change it
 
 
 _JSON: TypeEngine[Any] = JSONType
@@ -79,6 +80,7 @@ _TIME: TypeEngine[Any] = UTCDateTime()
 
 LOAD = Statement(
     "SELECT r.id, r.language, r.display_name, r.source, c.id, c.state, c.slots, c.status, c.turns,"
+    " r.language_explicit,"
     " EXISTS (SELECT 1 FROM processed_messages p"
     " WHERE p.channel = :channel AND p.chat_id = :external_id AND p.message_id = :message_id)"
     " FROM residents r JOIN conversations c ON c.resident_id = r.id"
@@ -288,8 +290,9 @@ class TurnStore:
             slots=dict(row[6] or {}),
             status=row[7],
             turns=row[8],
+            language_explicit=bool(row[9]),
         )
-        return record, message_id is not None and bool(row[9])
+        return record, message_id is not None and bool(row[10])
 
     async def earlier_answer(
         self, *, channel: str, chat_id: str, message_id: str
@@ -304,7 +307,7 @@ class TurnStore:
         return list((processed.response or {}).get("replies", [])), processed.conversation_id
 
     async def update_resident(self, resident_id: int, **values: Any) -> None:
-        """Change the resident's columns (language, source) in this turn."""
+        """Change the resident's columns (language, language_explicit, source) in this turn."""
         await repo.update_resident(self.session, resident_id=resident_id, values=values)
 
     def line(self, **fields: Any) -> dict[str, Any]:

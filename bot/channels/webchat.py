@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections import OrderedDict
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -64,6 +64,7 @@ class ChatRequest(BaseModel):
     payload: str | None = Field(default=None, max_length=512)
     location: ChatLocation | None = None
     message_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN, max_length=128)
+    language: Literal["id", "en"] | None = None  # the page's labels: a new conversation starts in it
 
     @model_validator(mode="after")
     def _something_to_say(self) -> ChatRequest:
@@ -89,9 +90,10 @@ class ReplyOut(BaseModel):
 
 
 class ChatResponse(BaseModel):
-    """The bot's direct replies to one message."""
+    """The bot's direct replies to one message, and the language the conversation is now in."""
 
     replies: list[ReplyOut]
+    language: Literal["id", "en"] | None = None
 
 
 class EventOut(BaseModel):
@@ -124,6 +126,7 @@ def to_incoming(request: ChatRequest, *, booth: bool = False, origin: str | None
         kind=kind,
         start_param=_source(request.session_id, booth=booth),
         origin=origin,
+        language=request.language,
     )
 
 
@@ -227,7 +230,9 @@ def webchat_router() -> APIRouter:
             return refused
         result = await rt.dispatcher.handle(to_incoming(body, booth=rt.settings.demo.enabled, origin=origin))
         # ChatResponse's JSON, built here: FastAPI need not validate our own values on every message.
-        return JSONResponse({"replies": [reply_out(reply) for reply in result.replies]})
+        return JSONResponse(
+            {"replies": [reply_out(reply) for reply in result.replies], "language": result.language}
+        )
 
     @router.post(PHOTO_PATH, response_model=ChatResponse, tags=["webchat"])
     async def photo(
@@ -259,7 +264,7 @@ def webchat_router() -> APIRouter:
             origin=origin,
         )
         result = await rt.dispatcher.handle(msg)
-        return {"replies": [reply.to_dict() for reply in result.replies]}
+        return {"replies": [reply.to_dict() for reply in result.replies], "language": result.language}
 
     @router.get("/api/chat/{session_id}/events", response_model=EventsResponse, tags=["webchat"])
     async def events(

@@ -28,7 +28,7 @@ from flows.messages import Channel, IncomingMessage, Reply
 from flows.texts import Texts
 from integrations.base import ComplaintDesk, PermitBackend
 from integrations.units import joined
-from nlu.result import FALLBACK_INTENT, IntentScore, NluParser, ParseResult
+from nlu.result import FALLBACK_INTENT, LANGUAGES, IntentScore, NluParser, ParseResult
 from storage.db import Database
 from storage.errors import DatabaseUnavailable
 from storage.turn_store import ConversationRecord, TurnStore
@@ -37,6 +37,18 @@ logger = logging.getLogger(__name__)
 
 MAX_TEXT_FOR_NLU = 2000
 FLOOD_TEXT = "ratelimit.slow_down"
+LANGUAGE_CHOICE_INTENT = "change_language"
+
+
+def turn_language(record: ConversationRecord, nlu: ParseResult | None) -> str:
+    """The language a turn answers in: the message's (when detected) unless the resident chose one.
+
+    A request for a language ("english please") is a choice, not evidence: the flow answers it in the
+    stored language and returns the chosen one (``Step.language``), which the turn stores as explicit.
+    """
+    if record.language_explicit or nlu is None or nlu.intent_name == LANGUAGE_CHOICE_INTENT:
+        return record.language
+    return nlu.language if nlu.language in LANGUAGES else record.language
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,7 @@ class DispatchResult:
     duplicate: bool = False
     failed: bool = False
     conversation_id: int | None = None
+    language: str | None = None  # the resident's language after the turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +207,10 @@ class Dispatcher:
             if isinstance(begun, DispatchResult):
                 return begun
             record = begun
+            language = turn_language(record, nlu)
+            if language != record.language:  # the resident's language follows their messages
+                await store.update_resident(record.resident_id, language=language)
+                record = dataclasses.replace(record, language=language)
             if record.status == HANDOFF_STATUS and not (
                 speaks_during_handoff(msg, nlu) or self.engine.is_command(msg, record.state)
             ):
@@ -201,14 +218,15 @@ class Dispatcher:
                 # A resident's right (opt-out, erasure) is no conversation: it runs all the same.
                 await self._finish(store, record, msg, ())
                 logger.info("turn kept for staff channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
-                return DispatchResult((), conversation_id=record.conversation_id)
+                return DispatchResult((), conversation_id=record.conversation_id, language=language)
             ctx = self._context(session, record, origin=msg.origin)
             with joined(session):  # back ends that use our database work inside this turn's transaction
                 step = await self.engine.handle(ctx, msg, nlu)
             replies = tuple(step.replies)
             state = step.next_state
-            if step.language in ("id", "en") and step.language != record.language:
-                await store.update_resident(record.resident_id, language=step.language)
+            if step.language in LANGUAGES:  # the resident chose: it wins over detection from now on
+                language = step.language
+                await store.update_resident(record.resident_id, language=language, language_explicit=True)
             await self._finish(
                 store,
                 record,
@@ -225,7 +243,7 @@ class Dispatcher:
                 nlu.confidence,
                 state,
             )
-            return DispatchResult(replies, conversation_id=record.conversation_id)
+            return DispatchResult(replies, conversation_id=record.conversation_id, language=language)
 
     async def _turn_flooded(self, msg: IncomingMessage, *, warn: bool) -> DispatchResult:
         """A message over the chat's rate limit: stored (nothing accepted is lost), not understood;
@@ -244,7 +262,7 @@ class Dispatcher:
                 mask_id(msg.chat_id),
                 warn,
             )
-            return DispatchResult(replies, conversation_id=record.conversation_id)
+            return DispatchResult(replies, conversation_id=record.conversation_id, language=record.language)
 
     async def _begin(
         self, store: TurnStore, msg: IncomingMessage, nlu: ParseResult | None
@@ -255,11 +273,11 @@ class Dispatcher:
             channel=msg.channel.value,
             external_id=msg.chat_id,
             display_name=msg.profile_name,
-            language=self.default_language,
+            language=msg.language if msg.language in LANGUAGES else self.default_language,
             message_id=msg.message_id,
         )
         if seen:
-            return await self._answer_duplicate(store, msg)
+            return await self._answer_duplicate(store, msg, record.language)
         if not self.engine.knows_state(record.state):
             record = dataclasses.replace(record, state=None)
         # Before the flows run: a flow that erases the resident's data erases this message too.
@@ -272,14 +290,16 @@ class Dispatcher:
             await store.update_resident(record.resident_id, source=msg.start_param[:32])
         return record
 
-    async def _answer_duplicate(self, store: TurnStore, msg: IncomingMessage) -> DispatchResult:
+    async def _answer_duplicate(
+        self, store: TurnStore, msg: IncomingMessage, language: str
+    ) -> DispatchResult:
         assert msg.message_id is not None
         logger.info("duplicate message dropped channel=%s id=%s", msg.channel, msg.message_id)
         stored, conversation_id = await store.earlier_answer(
             channel=msg.channel.value, chat_id=msg.chat_id, message_id=msg.message_id
         )
         replies = tuple(Reply.from_dict(r) for r in stored)
-        return DispatchResult(replies, duplicate=True, conversation_id=conversation_id)
+        return DispatchResult(replies, duplicate=True, conversation_id=conversation_id, language=language)
 
     def _context(
         self, session: AsyncSession, record: ConversationRecord, *, origin: str | None = None
@@ -369,11 +389,14 @@ class Dispatcher:
             record, _ = await store.load_conversation(
                 channel=msg.channel.value, external_id=msg.chat_id, language=self.default_language
             )
-            reply = Reply(self.texts.render(record.language, "error.generic"))
+            language = turn_language(record, nlu)
+            reply = Reply(self.texts.render(language, "error.generic"))
             await store.store_inbound(
                 self._inbound_row(store, record.conversation_id, msg, nlu),
                 resident_id=record.resident_id,
                 at=msg.received_at,
             )
             await self._finish(store, record, msg, [reply], kind="error")
-            return DispatchResult((reply,), failed=True, conversation_id=record.conversation_id)
+            return DispatchResult(
+                (reply,), failed=True, conversation_id=record.conversation_id, language=language
+            )

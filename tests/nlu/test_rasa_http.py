@@ -138,3 +138,15 @@ async def test_unreachable_server_raises_nlu_unavailable() -> None:
             await parser.parse("halo")
     finally:
         await parser.aclose()
+
+
+async def test_the_language_is_detected_locally(rasa_url: str, tmp_path: Path) -> None:
+    parser = build_parser("rasa", threshold=0.4, rasa_url=rasa_url, model_dir=tmp_path)
+    try:
+        english = await parser.parse("what documents do i need for a ktp")
+        indonesian = await parser.parse("syarat bikin ktp apa aja kak")
+        unclear = await parser.parse("unsure")
+    finally:
+        await parser.aclose()
+    assert (english.language, indonesian.language, unclear.language) == ("en", "id", None)
+    assert english.to_dict()["language"] == "en"

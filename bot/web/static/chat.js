@@ -1,5 +1,6 @@
 // Web chat: one session per browser; replies with buttons; location and photo; pushed messages by
-// polling; Indonesian/English labels from the server's text catalogue. No framework, nothing external.
+// polling; Indonesian/English labels from the server's text catalogue, following the conversation's
+// language as each answer reports it. No framework, nothing external.
 (function () {
   "use strict";
   const log = document.getElementById("log");
@@ -28,6 +29,16 @@
       if (el.title) el.title = t(el.dataset.tAria);
     });
     document.querySelectorAll("[data-t-placeholder]").forEach((el) => { el.placeholder = t(el.dataset.tPlaceholder); });
+  }
+
+  // The bot answers in the language of the resident's messages (or the one they chose): the page's
+  // labels follow what each answer reports.
+  function followLanguage(code) {
+    if ((code === "id" || code === "en") && code !== lang) {
+      lang = code;
+      localStorage.setItem(storageKey + ".lang", lang);
+      applyLanguage();
+    }
   }
 
   // The session id is the conversation's only credential: 128 random bits as 32 hex digits.
@@ -117,7 +128,7 @@
   async function send(message, retried) {
     const shown = message.text || (message.location ? t("location_shared") : "");
     if (shown && !retried) addMessage(shown, "me");
-    const body = Object.assign({ session_id: sessionId, message_id: "m-" + randomId() }, message);
+    const body = Object.assign({ session_id: sessionId, message_id: "m-" + randomId(), language: lang }, message);
     if (!body.text) delete body.text;
     try {
       const data = await request("/api/chat", {
@@ -125,6 +136,7 @@
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify(body),
       }, 0);
+      followLanguage(data.language);
       for (const reply of data.replies || []) addReply(reply);
     } catch (err) {
       if (err.code === "weak_session_id" && !retried) {
@@ -171,6 +183,7 @@
     try {
       const data = await request("/api/chat/photo", { method: "POST", body: formData }, 0);
       bubble.classList.remove("pending");
+      followLanguage(data.language);
       for (const reply of data.replies || []) addReply(reply);
     } catch (err) {
       bubble.classList.remove("pending");

@@ -42,7 +42,7 @@ def test_parse_writes_one_json_line_per_input_line(parser: EmbeddedParser, nlu_m
     rows = [json.loads(line) for line in out.split("\n")[:-1]]
     assert [row["text"] for row in rows] == lines
     for row in rows:
-        assert set(row) == {"text", "intent", "entities", "intent_ranking"}
+        assert set(row) == {"text", "intent", "entities", "intent_ranking", "language"}
         assert set(row["intent"]) == {"name", "confidence"}
     assert rows[0]["intent"]["name"] == "document_requirements"
     assert rows[0]["entities"][0]["value"] == "ktp_el"
