@@ -88,6 +88,8 @@ CLARIFY_INTENTS = (
 )  # fmt: skip
 CLARIFY_OPTIONS = 3
 CLARIFY_FLOOR = 0.1  # a journey below this share of the ranking is not offered
+REJECTED_FLOOR = 0.2  # ... nor, when the NLU's best guess is "not for me", one below this
+REJECTED_INTENTS = frozenset({FALLBACK_INTENT, "out_of_scope"})
 MAX_STRAYS = 2  # consecutive messages in a flow that answer nothing: the second one ends the flow
 MAX_SIDES = 2  # consecutive side questions: the second is answered without the flow's question again
 DRAFT_HOURS = 24
@@ -408,10 +410,10 @@ class FlowEngine:
         self, ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult, target: Flow | None
     ) -> tuple[Step, bool]:
         """A message outside any flow: the flow it asks for (or a question when unsure), else fallback."""
+        options = self._clarify_options(ctx, msg, nlu, target)
+        if options:
+            return self._clarify(ctx, msg, nlu, options), False
         if target is not None:
-            options = self._clarify_options(ctx, msg, nlu, target)
-            if options:
-                return self._clarify(ctx, msg, nlu, options), False
             return self._remember_prompt(await target.start(ctx, msg, nlu)), False
         return await self._globals.fallback(ctx, msg, nlu), True
 
@@ -532,13 +534,13 @@ class FlowEngine:
     # -- not sure: ask which journey ------------------------------------------------------------
 
     def _clarify_options(
-        self, ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult, target: Flow
+        self, ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult, target: Flow | None
     ) -> list[str]:
         """The journeys to offer when the bot is not sure enough to start ``target`` (none: go on).
 
         A button press or a context follow-up a flow claimed is sure; otherwise :meth:`unsure_options`.
         """
-        if msg.payload or target is not self._by_intent.get(nlu.intent_name):
+        if msg.payload or (target is not None and target is not self._by_intent.get(nlu.intent_name)):
             return []
         if self._claimed(ctx, msg, nlu) is not None:
             return []
@@ -548,11 +550,23 @@ class FlowEngine:
     def unsure_options(self, nlu: ParseResult, levels: Confidence) -> list[str]:
         """The journeys the bot would offer for this parse instead of acting on it (none: it acts).
 
-        Small talk and out-of-scope answers are harmless guesses. A journey needs ``levels.confirm``
-        (``levels.record`` when its flow creates records), and a runner-up journey of another flow
-        must not be within ``levels.margin``. Pure: ``bench/nlu_bench.py`` scores the dialogue with it.
+        Small talk is a harmless guess. A journey needs ``levels.confirm`` (``levels.record`` when its
+        flow creates records), and a runner-up journey of another flow must not be within
+        ``levels.margin``. When the best guess is "not for me" (``nlu_fallback``, or ``out_of_scope``
+        below ``levels.confirm``), journeys the ranking still gives :data:`REJECTED_FLOOR` are offered
+        (Rasa's two-stage fallback) instead of "belum paham". Pure: the NLU benchmarks score the
+        dialogue with it.
         """
         intent = nlu.intent_name
+        if intent in REJECTED_INTENTS:
+            if intent != FALLBACK_INTENT and nlu.confidence >= levels.confirm:
+                return []
+            offered = [
+                score.name
+                for score in nlu.intent_ranking
+                if score.name in CLARIFY_INTENTS and score.confidence >= REJECTED_FLOOR
+            ]
+            return offered[:CLARIFY_OPTIONS]
         target = self._by_intent.get(intent)
         if intent not in CLARIFY_INTENTS or target is None:
             return []

@@ -8,14 +8,26 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from flows.core import core_globals, smalltalk_flows
 from flows.documents import documents_flow
-from flows.engine import EngineState, Flow, FlowContext, FlowEngine, ResidentInfo, Step, apply_slots
+from flows.engine import (
+    Confidence,
+    EngineState,
+    Flow,
+    FlowContext,
+    FlowEngine,
+    ResidentInfo,
+    Step,
+    apply_slots,
+)
 from flows.messages import Channel, IncomingMessage, Reply
 from flows.offices import offices_flow
+from flows.registry import build_engine
 from flows.texts import Texts
 from nlu.payload import parse_payload
-from nlu.result import Entity, IntentScore, ParseResult
+from nlu.result import FALLBACK_INTENT, Entity, IntentScore, ParseResult
 
 TEXTS = Texts.load()
 ASK_NUMBER = "permit.ask_number"
@@ -227,3 +239,37 @@ async def test_the_second_misunderstanding_in_a_row_offers_the_menu_and_a_person
 
     assert first[0] in t("fallback.first")
     assert second == t("fallback.repeated")
+
+
+# -- when the bot asks instead of acting (pure: FlowEngine.unsure_options) ----------------------
+
+
+def _parsed(*ranking: tuple[str, float], fallback: float | None = None) -> ParseResult:
+    scores = tuple(IntentScore(name, confidence) for name, confidence in ranking)
+    if fallback is not None:
+        top = IntentScore(FALLBACK_INTENT, fallback)
+        return ParseResult("…", top, (), (top, *scores))
+    return ParseResult("…", scores[0], (), scores)
+
+
+@pytest.mark.parametrize(
+    ("ranking", "fallback", "offered"),
+    [
+        ((("document_requirements", 0.9), ("office_location", 0.05)), None, []),
+        ((("document_requirements", 0.45), ("out_of_scope", 0.3)), None, ["document_requirements"]),
+        ((("file_complaint", 0.6), ("goodbye", 0.3)), None, ["file_complaint"]),  # records need 0.7
+        ((("document_requirements", 0.55), ("office_location", 0.42)), None,
+         ["document_requirements", "office_location"]),  # a close journey of another flow
+        ((("document_requirements", 0.55), ("service_fee", 0.42)), None, []),  # same flow: its buttons
+        ((("greet", 0.35), ("file_complaint", 0.3)), None, []),  # small talk is never asked about
+        ((("out_of_scope", 0.6), ("document_requirements", 0.35)), None, []),
+        ((("out_of_scope", 0.4), ("document_requirements", 0.35)), None, ["document_requirements"]),
+        ((("file_complaint", 0.25), ("permit_status", 0.22), ("greet", 0.2)), 0.3,
+         ["file_complaint", "permit_status"]),  # Rasa's two-stage fallback
+        ((("file_complaint", 0.15),), 0.3, []),  # nothing likely enough: "belum paham"
+    ],
+)  # fmt: skip
+def test_unsure_options(ranking, fallback, offered) -> None:
+    engine = build_engine()
+
+    assert engine.unsure_options(_parsed(*ranking, fallback=fallback), Confidence()) == offered
