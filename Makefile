@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PG_TEST_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 
-.PHONY: venv test-deps run demo chat test test-pg lint format bench lock clean
+.PHONY: venv test-deps run demo chat test test-pg test-rasa lint format bench bench-rasa rasa-venv lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,15 @@ test: venv test-deps
 
 ## test-pg: the database tests again on PostgreSQL ($(PG_TEST_URL))
 test-pg: venv
-	PONTIBOT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -m db
+	PONTIBOT_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -m "db and not rasa"
+
+## rasa-venv: Rasa 3.6.21 on Python 3.10 in its own venv (RASA_VENV, default ~/.cache/pontibot/rasa-3.6.21)
+rasa-venv:
+	@sh scripts/rasa_venv.sh
+
+## test-rasa: the bot on a real Rasa server (tests marked rasa; never part of make test or CI)
+test-rasa: venv rasa-venv
+	$(BIN)/python -m pytest -m rasa tests/nlu/test_rasa_backend.py
 
 ## lint: ruff, mypy (strict on the five packages), import-linter contracts, no import circles
 lint: venv
@@ -53,12 +61,17 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: every benchmark under bench/ (figures go to docs/BENCHMARKS.md)
+## bench: every benchmark under bench/ but Rasa's (figures go to docs/BENCHMARKS.md)
 bench: venv
 	@set -e; for script in bench/*.py; do \
 	  [ -e "$$script" ] || continue; \
+	  [ "$$script" = bench/rasa_bench.py ] && continue; \
 	  echo "== $$script"; $(BIN)/python "$$script"; \
 	done
+
+## bench-rasa: Rasa DIET and the embedded NLU side by side, same data, same sets (takes ~15 minutes)
+bench-rasa: venv rasa-venv
+	$(BIN)/python bench/rasa_bench.py
 
 ## lock: re-resolve the pinned versions after changing dependencies in pyproject.toml
 lock:
