@@ -45,6 +45,7 @@ LAST_DOCUMENT = "last_document"
 LAST_ASPECT = "last_document_aspect"
 MAX_MISSES = 2
 LAST_OFFICE = "last_office"  # shared with flows.offices: the office a follow-up refers to
+MAX_FOLLOW_UP_WORDS = 6
 ONLINE_WORDS = frozenset(
     {"online", "daring", "onlen", "onlin", "internet", "website", "web", "aplikasi", "apk"}
 )
@@ -137,10 +138,14 @@ def _asks_online(text: str) -> bool:
 
 
 def claims(ctx: FlowContext, msg: IncomingMessage, nlu: ParseResult) -> bool:
-    """True for a message about a document the NLU sent elsewhere: "kalau KK?", a bare "PBG"."""
-    if nlu.intent_name in INTENTS or _document_in(nlu) is None:
-        return False
+    """True for a message about a document the NLU sent elsewhere: "kalau KK?", a bare "PBG", and
+    "kalau yang online?" right after a document's answer (the context makes it sure)."""
     if nlu.entity("permit_number") or nlu.entity("ticket_number"):
+        return False
+    if _document_in(nlu) is None:
+        remembered = _known(ctx.slots.get(LAST_DOCUMENT)) is not None
+        return remembered and _asks_online(nlu.text) and len(_WORD.findall(nlu.text)) <= MAX_FOLLOW_UP_WORDS
+    if nlu.intent_name in INTENTS:
         return False
     if ctx.state == DocumentsState.ASK_TYPE or nlu.intent_name in (FALLBACK_INTENT, "out_of_scope"):
         return True

@@ -15,6 +15,7 @@ from pathlib import Path
 
 DATA_DIR = Path(__file__).with_name("data")
 LEXICON_FILES = (DATA_DIR / "lexicon.csv", DATA_DIR / "slangs_indo_normalizer.csv")
+CUE_FILE = DATA_DIR / "cues.csv"
 
 # Emoji residents send instead of words; the rest of the emoji are dropped.
 EMOJI_WORDS = {
@@ -75,6 +76,28 @@ def load_lexicon(paths: Iterable[Path] = LEXICON_FILES) -> dict[tuple[str, ...],
 def default_lexicon() -> dict[tuple[str, ...], tuple[str, ...]]:
     """The packaged lexicon (loaded once)."""
     return load_lexicon()
+
+
+def load_cues(path: Path = CUE_FILE) -> dict[str, str]:
+    """Read ``word,cue`` rows: words that mark a kind of message (``danger``, …), keyed by the token
+    the word normalises to (so "shopee" matches what the tokeniser makes of it)."""
+    cues: dict[str, str] = {}
+    with path.open(encoding="utf-8") as fh:
+        rows = csv.reader(line for line in fh if not line.startswith("#"))
+        next(rows, None)
+        for row in rows:
+            if len(row) < 2:
+                continue
+            for word in {row[0].strip().casefold(), *tokens(row[0])}:
+                if word:
+                    cues[word] = row[1].strip()
+    return cues
+
+
+@lru_cache(maxsize=1)
+def default_cues() -> dict[str, str]:
+    """The packaged cue words (loaded once)."""
+    return load_cues()
 
 
 def fold(text: str) -> str:

@@ -15,7 +15,7 @@ from nlu.classifier import MODEL_VERSION, IntentModel, Progress, stored_hash, tr
 from nlu.entities import EntityExtractor, build_lookups, default_extractor
 from nlu.errors import ModelError
 from nlu.language import LanguageDetector, ensure_detector, fit_detector, neutral_spans
-from nlu.normalize import LEXICON_FILES, default_lexicon, tokens
+from nlu.normalize import CUE_FILE, LEXICON_FILES, default_cues, default_lexicon, tokens
 from nlu.payload import parse_payload
 from nlu.rasa_http import RasaHttpParser
 from nlu.result import (
@@ -48,12 +48,15 @@ OUT_OF_SCOPE = "out_of_scope"
 # document or a complaint category is rarely out of scope, whatever words surround it.
 TAGGED_ENTITIES = frozenset({"document_type", "complaint_category", "office", "location"})
 _WORD = re.compile(r"[^\W_]")
+# Cue words (data/cues.csv) add "<cue:KIND>" tags: "danger" words mark emergencies phrased in words the
+# training data lacks (issue 18: cross-validation read a fifth of the emergencies as out of scope).
+USE_CUES = True
 
 
 def classifier_tokens(
     text: str, entities: Iterable[Entity], lexicon: dict[tuple[str, ...], tuple[str, ...]]
 ) -> list[str]:
-    """What the intent classifier reads: normalised tokens plus one tag per entity type found.
+    """What the intent classifier reads: normalised tokens, one tag per entity type and per cue found.
 
     A message that is nothing but entities ("KIA", "akta nikah") also gets ``<only:TYPE>``: a bare
     document name is a different request from a sentence that merely mentions one, and the tag lets
@@ -63,7 +66,11 @@ def classifier_tokens(
     tags = sorted({f"<{e.entity}>" for e in tagged})
     if tagged and _only_entities(text, tagged):
         tags.extend(sorted({f"<only:{e.entity}>" for e in tagged}))
-    return [*tokens(text[:MAX_CLASSIFY_CHARS], lexicon), *tags]
+    words = tokens(text[:MAX_CLASSIFY_CHARS], lexicon)
+    if USE_CUES:
+        cues = default_cues()
+        tags.extend(sorted({f"<cue:{cues[w]}>" for w in words if w in cues}))
+    return [*words, *tags]
 
 
 def _only_entities(text: str, entities: Iterable[Entity]) -> bool:
@@ -76,7 +83,7 @@ def _only_entities(text: str, entities: Iterable[Entity]) -> bool:
 
 def training_hash(data_dir: Path = TRAIN_DIR) -> str:
     """Hash of the training data, the lexicons and the model version (the artifact's key)."""
-    return data_hash([*yaml_files(data_dir), *LEXICON_FILES], salt=MODEL_VERSION)
+    return data_hash([*yaml_files(data_dir), *LEXICON_FILES, CUE_FILE], salt=MODEL_VERSION)
 
 
 def train_model(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlu.classifier import class_weights
+from nlu.classifier import UNK_FEATURE, Spelling, class_weights, train
 from nlu.entities import default_extractor
 from nlu.features import char_features, word_features
 from nlu.normalize import default_lexicon
@@ -56,3 +56,31 @@ def test_a_message_made_only_of_entities_gets_an_only_tag() -> None:
     assert toks("Akta nikah?") == ["akta", "nikah", "<document_type>", "<only:document_type>"]
     assert toks("kalau akta nikah") == ["kalau", "akta", "nikah", "<document_type>"]
     assert toks("PBG-2026-00123") == ["nomorizin"]
+
+
+def test_spelling_reads_an_unknown_word_as_the_known_word_one_typo_away() -> None:
+    spelling = Spelling(["kantor", "syarat", "persyaratan", "jalan", "lampu"])
+    typed = ["kantro", "persyaratn", "sayrat", "lampuu", "jalann", "netflix", "ktp"]
+    assert spelling.correct(typed) == ["kantor", "persyaratan", "syarat", "lampu", "jalan", "netflix", "ktp"]
+
+
+def test_spelling_leaves_a_word_with_two_near_neighbours_alone() -> None:
+    assert Spelling(["lapor", "lampor"]).correct(["lapr", "lamor"]) == ["lapr", "lamor"]
+
+
+def test_unknown_words_count_as_one_unk_feature() -> None:
+    docs = [["syarat", "ktp"], ["syarat", "kk"], ["jam", "buka"], ["jam", "tutup"], ["halo"], ["hai"]]
+    labels = ["doc", "doc", "hours", "hours", "greet", "greet"]
+    model = train(docs, labels, data_hash="t", folds=2)
+    unk = model.vocab[UNK_FEATURE]
+    known = model.vectorise(["syarat", "ktp"])
+    unknown = model.vectorise(["syarat", "netflix"])
+    assert known is not None and unknown is not None
+    assert unk not in known[0].tolist()
+    assert unk in unknown[0].tolist()
+
+
+def test_a_danger_word_adds_a_cue_tag_once() -> None:
+    text = "gudang terbakar, ada korban"
+    toks = classifier_tokens(text, default_extractor().extract(text), default_lexicon())
+    assert toks == ["gudang", "terbakar", "ada", "korban", "<cue:danger>"]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from nlu.classifier import stored_hash
+from nlu.classifier import IntentModel, stored_hash
+from nlu.errors import ModelError
 from nlu.pipeline import EmbeddedParser, build_parser, training_hash
 from nlu.result import FALLBACK_INTENT, ParseResult
 from nlu.training_data import TRAIN_DIR
@@ -154,3 +156,21 @@ def test_bad_arguments() -> None:
         build_parser("rasa", threshold=0.4, model_dir=Path("x"))
     with pytest.raises(ValueError, match="threshold"):
         build_parser("embedded", threshold=1.5, model_dir=Path("x"))
+
+
+def test_an_artifact_of_another_model_version_is_retrained_not_crashed_on(
+    nlu_model_dir: Path, tmp_path: Path
+) -> None:
+    model_dir = tmp_path / "model"
+    shutil.copytree(nlu_model_dir, model_dir)
+    meta_path = model_dir / "intent_model.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["model_version"] = "features-v3+logreg-svm-v2"  # an artifact written before issue 18
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    assert stored_hash(model_dir) is None
+    with pytest.raises(ModelError, match="retrain"):
+        IntentModel.load(model_dir)
+    parser = build_parser("embedded", threshold=0.4, model_dir=model_dir)
+    assert isinstance(parser, EmbeddedParser)
+    assert stored_hash(model_dir) == training_hash()
+    assert parser.parse_sync("syarat bikin ktp").intent_name == "document_requirements"
