@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from bot.booth.screen import booth_router
@@ -157,8 +157,9 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, **runtime_
 
     @app.get("/metrics", tags=["ops"])
     async def metrics(rt: RuntimeDep) -> Response:
-        """Prometheus text exposition."""
-        return Response(generate_latest(rt.metrics), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus text: every worker's figures and the database's (``bot.metrics``)."""
+        await rt.database_gauges.refresh()
+        return Response(rt.metrics.exposition(rt.database_gauges), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/model/parse", tags=["nlu"])
     async def model_parse(body: ParseRequest, rt: RuntimeDep) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def run(
 
     from bot.commands.doctor import preflight
     from bot.logs import configure_logging, secret_values
+    from bot.metrics import shared_across_workers
 
     server: dict[str, object] = {}
     if host:
@@ -68,19 +69,21 @@ def run(
         + (f" ({count} workers)" if count > 1 else "")
         + "; /healthz answers at once, /readyz and the web chat once the model is loaded"
     )
-    uvicorn.run(
-        "bot.app:create_app_from_env",
-        factory=True,
-        workers=count,
-        # A spawned worker re-imports everything (NLU, SQLAlchemy) before it answers the supervisor's
-        # ping; on a busy 2-core machine that takes longer than uvicorn's 5 s default.
-        timeout_worker_healthcheck=60,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_config=None,
-        proxy_headers=False,  # the app reads X-Forwarded-For itself (server.forwarded_allow_ips)
-        server_header=False,
-    )
+    # Workers are spawned (fresh interpreters): they inherit the metrics directory set here.
+    with shared_across_workers(count):
+        uvicorn.run(
+            "bot.app:create_app_from_env",
+            factory=True,
+            workers=count,
+            # A spawned worker re-imports everything (NLU, SQLAlchemy) before it answers the supervisor's
+            # ping; on a busy 2-core machine that takes longer than uvicorn's 5 s default.
+            timeout_worker_healthcheck=60,
+            host=settings.server.host,
+            port=settings.server.port,
+            log_config=None,
+            proxy_headers=False,  # the app reads X-Forwarded-For itself (server.forwarded_allow_ips)
+            server_header=False,
+        )
 
 
 @app.command()

@@ -11,12 +11,11 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry
-
 from bot.channels.base import ChannelService
 from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.dispatcher import Dispatcher
 from bot.conversation.media import MediaStore
+from bot.metrics import DatabaseGauges, Metrics
 from bot.settings import Settings
 from bot.tasks import BackgroundTasks
 from flows.engine import FlowEngine
@@ -86,7 +85,8 @@ class Runtime:
     backends: Backends
     media: MediaStore
     client_limits: AddressLimiter  # per client address: new web chat sessions, handoffs
-    metrics: CollectorRegistry = field(default_factory=CollectorRegistry)  # this process's (GET /metrics)
+    metrics: Metrics  # this process's instruments (GET /metrics adds the other workers' and the database's)
+    database_gauges: DatabaseGauges
     channels: dict[Channel, ChannelService] = field(default_factory=dict)
     background: BackgroundTasks = field(default_factory=BackgroundTasks)
     notifications: Notifications | None = None  # set when started: jobs and outbox dispatch

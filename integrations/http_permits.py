@@ -15,7 +15,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from integrations.base import BackendRejected, BadResponse, Changes, Permit, PermitStage
-from integrations.resilience import ResilientClient
+from integrations.resilience import CallObserver, ResilientClient
 
 WIB = ZoneInfo("Asia/Pontianak")
 
@@ -163,13 +163,18 @@ class HttpPermitBackend:
         *,
         client: ResilientClient | None = None,
         clock: Callable[[], datetime] | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.config = config
         headers = {"Accept": "application/json"}
         if config.auth_value:
             headers[config.auth_header] = config.auth_value
         self.client = client or ResilientClient(
-            name=self.name, base_url=config.base_url, timeout=config.timeout, headers=headers
+            name=self.name,
+            base_url=config.base_url,
+            timeout=config.timeout,
+            headers=headers,
+            observer=observer,
         )
         self.mapper = PermitMapper(config, backend=self.name)
         self._clock = clock or (lambda: datetime.now(UTC))

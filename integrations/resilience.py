@@ -5,6 +5,7 @@ Never retried: 4xx answers (the back end refused this request; asking again chan
 After ``failure_threshold`` failed calls in a row the breaker opens and calls fail at once with
 :class:`BackendUnavailable` until ``reset_after`` seconds pass; then one trial call decides (half-open).
 Answers are read up to ``max_bytes``; a bigger one, an HTML page or invalid JSON is :class:`BadResponse`.
+Each call is reported to an optional :data:`CallObserver` (the bot's metrics): outcome, time, breaker state.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class CallOutcome(StrEnum):
+    """How one call to a back end ended."""
+
+    OK = "ok"  # a 2xx or 3xx answer
+    REJECTED = "rejected"  # a 4xx answer: the back end refused this request
+    ERROR = "error"  # unreachable, 5xx on every attempt, or an answer we cannot read
+    CIRCUIT_OPEN = "circuit_open"  # not tried: the breaker is open
 
 
 class CircuitState(StrEnum):
@@ -93,6 +103,10 @@ class CircuitBreaker:
         return max(0.0, self.reset_after - (self._clock() - self._opened_at))
 
 
+CallObserver = Callable[[str, CallOutcome, float, CircuitState], None]
+"""Told of every call: back end name, outcome, seconds (retries included), the breaker's state after it."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Up to ``attempts`` tries; before try n+1 wait a random time up to ``base_delay * 2**n`` (capped)."""
@@ -146,8 +160,10 @@ class ResilientClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.name = name
+        self.observer = observer
         self.retry = retry or RetryPolicy()
         self.breaker = breaker or CircuitBreaker()
         self.max_bytes = max_bytes
@@ -179,17 +195,28 @@ class ResilientClient:
             BackendUnavailable: timeouts, connection errors or 5xx on every attempt, or the breaker is open.
             BadResponse: the body is bigger than ``max_bytes``.
         """
+        started = time.monotonic()
         if not self.breaker.allow():
+            self._observe(CallOutcome.CIRCUIT_OPEN, started)
             raise BackendUnavailable(
                 f"{self.name} is unavailable (circuit open after repeated failures; "
                 f"next try in {self.breaker.retry_in():.0f}s)",
                 backend=self.name,
             )
         try:
-            return await self._with_retries(method, path, params=params, data=data)
+            answer = await self._with_retries(method, path, params=params, data=data)
         except asyncio.CancelledError:
             self.breaker.release_trial()
             raise
+        except (BackendUnavailable, BadResponse):
+            self._observe(CallOutcome.ERROR, started)
+            raise
+        self._observe(CallOutcome.REJECTED if 400 <= answer.status < 500 else CallOutcome.OK, started)
+        return answer
+
+    def _observe(self, outcome: CallOutcome, started: float) -> None:
+        if self.observer is not None:
+            self.observer(self.name, outcome, time.monotonic() - started, self.breaker.state)
 
     async def _with_retries(
         self,

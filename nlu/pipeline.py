@@ -175,6 +175,15 @@ class EmbeddedParser:
         """Nothing to release."""
 
 
+def parser_version(parser: NluParser) -> str:
+    """The model a parser serves: the embedded model's data hash (12 digits), else what it is."""
+    if isinstance(parser, EmbeddedParser):
+        return parser.model.data_hash[:12] or MODEL_VERSION
+    if isinstance(parser, RasaHttpParser):
+        return "rasa-server"  # the Rasa server's own model; it does not tell which
+    return type(parser).__name__
+
+
 def build_parser(
     backend: str = "embedded",
     *,

@@ -182,6 +182,7 @@ async def refusal(
                 status_code=429,
                 headers={"Retry-After": str(wait)},
             )
+        rt.metrics.session_started()
     known.add(session_id)
     return None
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,8 +22,9 @@ from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.flood import FloodVerdict, ResidentRateLimiter
 from bot.conversation.locks import ConversationKey, ConversationLocks
 from bot.logs import bind
+from bot.metrics import Metrics
 from bot.privacy import mask_id
-from flows.engine import FlowContext, FlowEngine, ResidentInfo, apply_slots
+from flows.engine import FALLBACKS_SLOT, FlowContext, FlowEngine, ResidentInfo, apply_slots
 from flows.handoff import HANDOFF_STATUS, speaks_during_handoff
 from flows.messages import Channel, IncomingMessage, Reply
 from flows.texts import Texts
@@ -38,6 +40,11 @@ logger = logging.getLogger(__name__)
 MAX_TEXT_FOR_NLU = 2000
 FLOOD_TEXT = "ratelimit.slow_down"
 LANGUAGE_CHOICE_INTENT = "change_language"
+
+
+def _intent(nlu: ParseResult | None) -> str | None:
+    """The intent a message's text was understood as (None without text: a photo, a location)."""
+    return nlu.intent_name if nlu is not None and nlu.text else None
 
 
 def turn_language(record: ConversationRecord, nlu: ParseResult | None) -> str:
@@ -60,6 +67,8 @@ class DispatchResult:
     failed: bool = False
     conversation_id: int | None = None
     language: str | None = None  # the resident's language after the turn
+    intent: str | None = None  # the NLU's intent for the text (None: no text, or a flooded message)
+    fallback: bool = False  # the bot did not understand and answered with its fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +135,7 @@ class Dispatcher:
         clock: Any = None,
         flood: ResidentRateLimiter | None = None,
         addresses: AddressLimiter | None = None,
-        on_turn: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.parser = parser
@@ -141,14 +150,22 @@ class Dispatcher:
         self.clock = clock
         self.flood = flood
         self.addresses = addresses
-        self.on_turn = on_turn
+        self.metrics = metrics
 
     async def handle(self, msg: IncomingMessage) -> DispatchResult:
         """Process one message in order with others of its conversation; never raises for flow bugs."""
+        started = time.perf_counter()
         with bind(channel=msg.channel.value, chat=mask_id(msg.chat_id)):
             result = await self._handle(msg)
-        if self.on_turn is not None and not result.duplicate:
-            self.on_turn(msg.channel.value)
+        if self.metrics is not None and not result.duplicate:
+            self.metrics.turn(
+                msg.channel.value,
+                seconds=time.perf_counter() - started,
+                replies=len(result.replies),
+                intent=result.intent,
+                fallback=result.fallback,
+                failed=result.failed,
+            )
         return result
 
     async def _handle(self, msg: IncomingMessage) -> DispatchResult:
@@ -218,7 +235,9 @@ class Dispatcher:
                 # A resident's right (opt-out, erasure) is no conversation: it runs all the same.
                 await self._finish(store, record, msg, ())
                 logger.info("turn kept for staff channel=%s chat=%s", msg.channel, mask_id(msg.chat_id))
-                return DispatchResult((), conversation_id=record.conversation_id, language=language)
+                return DispatchResult(
+                    (), conversation_id=record.conversation_id, language=language, intent=_intent(nlu)
+                )
             ctx = self._context(session, record, origin=msg.origin)
             with joined(session):  # back ends that use our database work inside this turn's transaction
                 step = await self.engine.handle(ctx, msg, nlu)
@@ -243,7 +262,13 @@ class Dispatcher:
                 nlu.confidence,
                 state,
             )
-            return DispatchResult(replies, conversation_id=record.conversation_id, language=language)
+            return DispatchResult(
+                replies,
+                conversation_id=record.conversation_id,
+                language=language,
+                intent=_intent(nlu),
+                fallback=bool(step.slots.get(FALLBACKS_SLOT)),  # the engine counts misunderstandings
+            )
 
     async def _turn_flooded(self, msg: IncomingMessage, *, warn: bool) -> DispatchResult:
         """A message over the chat's rate limit: stored (nothing accepted is lost), not understood;
@@ -398,5 +423,9 @@ class Dispatcher:
             )
             await self._finish(store, record, msg, [reply], kind="error")
             return DispatchResult(
-                (reply,), failed=True, conversation_id=record.conversation_id, language=language
+                (reply,),
+                failed=True,
+                conversation_id=record.conversation_id,
+                language=language,
+                intent=_intent(nlu),
             )

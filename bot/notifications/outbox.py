@@ -35,6 +35,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.base import ChannelSender, ChatUnreachable, RateLimited, SendFailed
+from bot.metrics import Metrics
 from bot.notifications.changes import ANNOUNCEMENTS_TOPIC, HELD_KINDS
 from bot.notifications.pacing import Pacer, backoff_seconds, quiet_hours_of
 from bot.privacy import mask_id
@@ -99,8 +100,10 @@ class OutboxDispatcher:
         timezone: str = "Asia/Pontianak",
         clock: Callable[[], datetime] | None = None,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.channels = channels
         self.settings = settings
         self.quiet = quiet_hours_of(settings, timezone)
@@ -209,7 +212,7 @@ class OutboxDispatcher:
                         status=OutboxStatus.SKIPPED,
                         error=reason,
                     )
-                    self._count(OutcomeKind.SKIPPED)
+                    self._count(OutcomeKind.SKIPPED, claim)
                     continue
                 self._checked[claim.id] = (checked_at, resident.last_inbound_at if resident else None)
                 accepted.append(claim)
@@ -374,7 +377,7 @@ class OutboxDispatcher:
                 delivery_status="delivered",
             ):
                 raise _ClaimLost(claim.id)
-        self._count(OutcomeKind.SENT)
+        self._count(OutcomeKind.SENT, claim)
         return None
 
     async def _send(self, claim: Claim) -> Outcome:
@@ -423,7 +426,7 @@ class OutboxDispatcher:
                     logger.exception("outbox %d: result %s could not be stored", claim.id, outcome.kind)
                     return
                 await asyncio.sleep(delay)
-        self._count(outcome.kind)
+        self._count(outcome.kind, claim)
 
     async def _apply(self, session: AsyncSession, claim: Claim, outcome: Outcome) -> None:
         now = self.now()
@@ -483,8 +486,11 @@ class OutboxDispatcher:
             session, **key, not_before=now + timedelta(seconds=delay), error=outcome.error
         )
 
-    def _count(self, kind: OutcomeKind) -> None:
+    def _count(self, kind: OutcomeKind, claim: Claim) -> None:
         self.stats.outcomes[kind.value] = self.stats.outcomes.get(kind.value, 0) + 1
+        if self.metrics is not None:
+            gave_up = kind is OutcomeKind.RETRY and claim.attempts >= self.settings.max_attempts
+            self.metrics.delivered(claim.channel, OutcomeKind.DEAD.value if gave_up else kind.value)
 
 
 async def _subscribed(session: AsyncSession, resident_id: int, topic: str, ref: str | None) -> bool:

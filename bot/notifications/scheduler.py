@@ -36,6 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import make_url
 
 from bot.channels.base import ChannelSender
+from bot.metrics import Metrics
 from bot.notifications import jobs
 from bot.notifications.changes import ChangeDetector
 from bot.notifications.leadership import LEADER_CHECK_SECONDS, Leadership, leadership_for
@@ -172,8 +173,10 @@ class NotificationScheduler:
         spawn: Spawn,
         clock: Callable[[], datetime] | None = None,
         leadership: Leadership | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings.notifications
+        self.metrics = metrics
         self.timezone = settings.timezone
         self.database_url = settings.database_url
         self.submit_interval = settings.complaints.submit_interval_seconds
@@ -249,6 +252,7 @@ class NotificationScheduler:
             settings=self.settings,
             timezone=self.timezone,
             clock=self.clock,
+            metrics=self.metrics,
         )
         dispatching = asyncio.create_task(dispatcher.run(), name="outbox-dispatcher")
         try:
@@ -272,6 +276,8 @@ class NotificationScheduler:
             self._scheduler = scheduler
             await asyncio.to_thread(scheduler.start)
             self.leading.set()
+            if self.metrics is not None:
+                self.metrics.leading(True)
             while not self._stopping and not dispatching.done():
                 await asyncio.sleep(LEADER_CHECK_SECONDS)
                 if not await self.leadership.holds():
@@ -298,6 +304,8 @@ class NotificationScheduler:
     async def _step_down(self) -> None:
         """Stop the jobs and the dispatcher; leadership is released whatever fails on the way."""
         self.leading.clear()
+        if self.metrics is not None:
+            self.metrics.leading(False)
         RUNNERS.pop(self.token, None)
         scheduler, self._scheduler = self._scheduler, None
         dispatcher, self.dispatcher = self.dispatcher, None

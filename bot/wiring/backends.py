@@ -29,6 +29,7 @@ from integrations.desk import StoringComplaintDesk
 from integrations.http_permits import HttpPermitBackend, HttpPermitConfig
 from integrations.local_complaints import LocalComplaintBackend
 from integrations.open311 import Open311Client, Open311ComplaintBackend
+from integrations.resilience import CallObserver
 from integrations.sla import ServiceLevels
 from storage.db import Database
 
@@ -87,7 +88,11 @@ def demo_permit_backend(
 
 
 def build_permits(
-    settings: Settings, db: Database, *, clock: Callable[[], datetime] | None = None
+    settings: Settings,
+    db: Database,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    observer: CallObserver | None = None,
 ) -> PermitBackend:
     """The permit back end chosen by ``permits.backend``."""
     if settings.permits.backend == "demo":
@@ -112,11 +117,15 @@ def build_permits(
         types=dict(http.types),
         timeout=http.timeout,
     )
-    return HttpPermitBackend(config, clock=clock)
+    return HttpPermitBackend(config, clock=clock, observer=observer)
 
 
 def build_complaint_backend(
-    settings: Settings, db: Database, *, clock: Callable[[], datetime] | None = None
+    settings: Settings,
+    db: Database,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    observer: CallObserver | None = None,
 ) -> ComplaintBackend:
     """The complaint back end chosen by ``complaints.backend``."""
     complaints = settings.complaints
@@ -134,6 +143,7 @@ def build_complaint_backend(
         api_key=o311.api_key.get_secret_value() if o311.api_key else None,
         jurisdiction_id=o311.jurisdiction_id,
         timeout=o311.timeout,
+        observer=observer,
     )
     media_base = o311.media_base_url.rstrip("/") if o311.media_base_url else None
     return Open311ComplaintBackend(
@@ -145,10 +155,12 @@ def build_complaint_backend(
     )
 
 
-def build_backends(settings: Settings, db: Database, *, clock: Any = None) -> Backends:
-    """The permit back end and complaint desk chosen in settings."""
-    permits = build_permits(settings, db, clock=clock)
-    backend = build_complaint_backend(settings, db, clock=clock)
+def build_backends(
+    settings: Settings, db: Database, *, clock: Any = None, observer: CallObserver | None = None
+) -> Backends:
+    """The permit back end and complaint desk chosen in settings (HTTP calls reported to ``observer``)."""
+    permits = build_permits(settings, db, clock=clock, observer=observer)
+    backend = build_complaint_backend(settings, db, clock=clock, observer=observer)
     desk = StoringComplaintDesk(db, backend, kind=settings.complaints.backend, clock=clock)
     logger.info("back ends: permits=%s complaints=%s", permits.name, backend.name)
     return Backends(

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter
-from prometheus_client import CollectorRegistry, Counter
 
 from bot.channels.base import ChannelService
 from bot.channels.telegram.channel import TelegramChannel
@@ -17,6 +16,7 @@ from bot.conversation.client_limits import AddressLimiter
 from bot.conversation.dispatcher import Dispatcher
 from bot.conversation.flood import ResidentRateLimiter
 from bot.conversation.media import MediaStore
+from bot.metrics import DatabaseGauges, Metrics
 from bot.runtime import Backends, Runtime
 from bot.settings import Settings
 from bot.wiring.backends import build_backends
@@ -24,7 +24,7 @@ from flows.engine import Confidence
 from flows.messages import Channel
 from flows.registry import build_engine
 from flows.texts import Texts
-from nlu.pipeline import build_parser
+from nlu.pipeline import build_parser, parser_version
 from nlu.result import NluParser
 from storage.db import Database
 from storage.migrate import schema_is_current
@@ -76,6 +76,7 @@ def build_channels(rt: Runtime) -> dict[Channel, ChannelService]:
             media=rt.media,
             handle=rt.dispatcher.handle,
             spawn=rt.spawn,
+            metrics=rt.metrics,
         )
     if rt.settings.whatsapp_enabled:
         channels[Channel.WHATSAPP] = WhatsAppChannel(
@@ -86,6 +87,7 @@ def build_channels(rt: Runtime) -> dict[Channel, ChannelService]:
             handle=rt.dispatcher.handle,
             spawn=rt.spawn,
             clock=rt.dispatcher.clock,
+            metrics=rt.metrics,
         )
     return channels
 
@@ -127,9 +129,11 @@ async def build_runtime(
         raise
     texts = Texts.load()
     engine = build_engine()
+    metrics = Metrics()
+    metrics.model(settings.nlu.backend, parser_version(parser))
     backends: Backends | None = None
     try:
-        backends = build_backends(settings, db, clock=clock)
+        backends = build_backends(settings, db, clock=clock, observer=metrics.backend_call)
         await backends.prepare()  # seeds the demo permits into an empty table
     except BaseException:
         if backends is not None:
@@ -137,10 +141,6 @@ async def build_runtime(
         await db.dispose()
         raise
     client_limits = AddressLimiter.from_settings(settings.server)
-    metrics = CollectorRegistry()
-    turns = Counter(
-        "pontibot_turns", "Messages handled (not platform retries)", ["channel"], registry=metrics
-    )
     dispatcher = Dispatcher(
         db=db,
         parser=parser,
@@ -156,11 +156,21 @@ async def build_runtime(
             rate=settings.server.resident_messages_per_minute / 60, burst=settings.server.resident_burst
         ),
         addresses=client_limits,
-        on_turn=lambda channel: turns.labels(channel).inc(),
+        metrics=metrics,
     )
     media = MediaStore(settings.server.media_dir, max_bytes=settings.server.media_max_bytes)
     runtime = Runtime(
-        settings, db, parser, texts, engine, dispatcher, backends, media, client_limits, metrics=metrics
+        settings,
+        db,
+        parser,
+        texts,
+        engine,
+        dispatcher,
+        backends,
+        media,
+        client_limits,
+        metrics=metrics,
+        database_gauges=DatabaseGauges(db),
     )
     runtime.channels = build_channels(runtime)
     return runtime

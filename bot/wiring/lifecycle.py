@@ -28,6 +28,7 @@ def notification_scheduler(rt: Runtime) -> NotificationScheduler:
         channels=rt.channels,
         spawn=rt.spawn,
         clock=rt.dispatcher.clock,
+        metrics=rt.metrics,
     )
 
 
@@ -86,3 +87,4 @@ async def close_runtime(rt: Runtime) -> None:
     await rt.backends.aclose()
     await rt.parser.aclose()
     await rt.db.dispose()
+    rt.metrics.close()

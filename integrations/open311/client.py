@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from integrations.base import BackendRejected, BadResponse
-from integrations.resilience import ResilientClient
+from integrations.resilience import CallObserver, ResilientClient
 
 NAME = "open311"
 
@@ -56,11 +56,16 @@ class Open311Client:
         jurisdiction_id: str | None = None,
         timeout: float = 10.0,
         client: ResilientClient | None = None,
+        observer: CallObserver | None = None,
     ) -> None:
         self.api_key = api_key
         self.jurisdiction_id = jurisdiction_id
         self.http = client or ResilientClient(
-            name=NAME, base_url=base_url, timeout=timeout, headers={"Accept": "application/json"}
+            name=NAME,
+            base_url=base_url,
+            timeout=timeout,
+            headers={"Accept": "application/json"},
+            observer=observer,
         )
 
     async def aclose(self) -> None:

@@ -39,6 +39,7 @@ from telegram import (
     Update,
 )
 from telegram.error import (
+    BadRequest,
     Conflict,
     Forbidden,
     InvalidToken,
@@ -60,6 +61,7 @@ from bot.channels.telegram.callbacks import CallbackPayloads
 from bot.channels.telegram.inbound import UpdateHandler, language_of, parse_update
 from bot.channels.telegram.transport import AiohttpRequest
 from bot.conversation.media import MediaStore
+from bot.metrics import Metrics
 from bot.privacy import mask_id
 from bot.settings import ConfigError, Settings
 from bot.tasks import Spawn
@@ -102,6 +104,19 @@ def derived_webhook_secret(token: str) -> str:
     return hmac.new(token.encode(), b"pontibot telegram webhook", hashlib.sha256).hexdigest()
 
 
+def error_status(exc: TelegramError) -> str:
+    """The HTTP status behind a Bot API error (``network`` when no answer came) for the metrics."""
+    statuses: tuple[tuple[type[TelegramError], str], ...] = (
+        (RetryAfter, "429"),
+        (Forbidden, "403"),
+        (InvalidToken, "401"),
+        (Conflict, "409"),
+        (BadRequest, "400"),  # before NetworkError: ptb derives BadRequest from it
+        (NetworkError, "network"),
+    )
+    return next((status for kind, status in statuses if isinstance(exc, kind)), "error")
+
+
 class TelegramChannel:
     """Receives Telegram updates (polling or webhook), feeds the dispatcher, and sends replies."""
 
@@ -118,6 +133,7 @@ class TelegramChannel:
         handle: Handle,
         spawn: Spawn,
         bot: Bot | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         token_secret = settings.secrets.telegram_bot_token
         if token_secret is None:
@@ -129,6 +145,7 @@ class TelegramChannel:
         self._media = media
         self._handle = handle
         self._spawn = spawn
+        self._metrics = metrics
         self._default_language = settings.default_language
         self.bot_id = token.split(":", 1)[0]
         base = config.base_url.rstrip("/")
@@ -338,9 +355,11 @@ class TelegramChannel:
         try:
             return await method()
         except RetryAfter as exc:
+            self._count_error(exc)
             wait = retry_after_seconds(exc)
             raise RateLimited(f"flood control: retry after {wait:.0f} s", retry_after=wait) from exc
         except TelegramError as exc:
+            self._count_error(exc)
             raise SendFailed(f"Bot API call for chat {mask_id(chat_id)} failed: {exc}") from exc
 
     # ---- sending ---------------------------------------------------------------------------------
@@ -454,10 +473,12 @@ class TelegramChannel:
         for attempt in range(1, MAX_SEND_ATTEMPTS + 1):
             await self.limiter.acquire(chat_id)
             try:
-                return await method()
+                sent = await method()
             except RetryAfter as exc:
+                self._count_error(exc)
                 wait = retry_after_seconds(exc)
                 if attempt == MAX_SEND_ATTEMPTS or wait > MAX_RETRY_AFTER:
+                    self._count_send("rate_limited")
                     raise RateLimited(f"flood control: retry after {wait:.0f} s", retry_after=wait) from exc
                 logger.warning(
                     "telegram: flood control, pausing sends for %.1f s (chat=%s, attempt %d)",
@@ -466,9 +487,24 @@ class TelegramChannel:
                     attempt,
                 )
                 self.limiter.pause(wait)
+                continue
             except Forbidden as exc:
+                self._count_error(exc)
+                self._count_send("blocked")
                 await self.set_unreachable(chat_id, True)
                 raise ChatUnreachable(f"chat {mask_id(chat_id)} has blocked the bot") from exc
             except TelegramError as exc:
+                self._count_error(exc)
+                self._count_send("failed")
                 raise SendFailed(f"sending to chat {mask_id(chat_id)} failed: {exc}") from exc
+            self._count_send("ok")
+            return sent
         raise SendFailed("unreachable")  # pragma: no cover
+
+    def _count_send(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.sent(self.channel.value, outcome)
+
+    def _count_error(self, exc: TelegramError) -> None:
+        if self._metrics is not None:
+            self._metrics.platform_error(self.channel.value, error_status(exc))

@@ -38,6 +38,7 @@ from bot.channels.whatsapp.twilio import (
 )
 from bot.conversation.locks import ConversationKey, ConversationLocks
 from bot.conversation.media import ALLOWED_TYPES, MediaRejected, MediaStore
+from bot.metrics import Metrics
 from bot.privacy import mask_id
 from bot.settings import Settings
 from bot.tasks import Spawn
@@ -71,6 +72,7 @@ class WhatsAppChannel:
         handle: Handle,
         spawn: Spawn,
         clock: Callable[[], datetime] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         sid = settings.secrets.twilio_account_sid
         token = settings.secrets.twilio_auth_token
@@ -88,6 +90,7 @@ class WhatsAppChannel:
         self.media = media
         self.texts = texts
         self.clock = clock
+        self._metrics = metrics
         self._handle = handle
         self._spawn = spawn
         self.validator = RequestValidator(self._auth_token)
@@ -401,6 +404,7 @@ class WhatsAppChannel:
             try:
                 created = await messages.create_async(**params)
             except TwilioRestException as exc:
+                self._count_error(str(exc.status))
                 limited = exc.status == 429 or exc.code in RATE_LIMITED_CODES
                 if limited and attempt < self.config.max_retries:
                     delay = self.config.retry_backoff_seconds * 2**attempt
@@ -412,14 +416,26 @@ class WhatsAppChannel:
                 refused = (
                     f"twilio refused the message to {mask_id(chat_id)}: HTTP {exc.status}, code {exc.code}"
                 )
+                self._count_send("rate_limited" if limited else "failed")
                 if limited:
                     raise SendRateLimited(refused, status=exc.status, code=exc.code) from exc
                 raise SendFailed(refused, status=exc.status, code=exc.code, retryable=False) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self._count_error("network")
+                self._count_send("failed")
                 raise SendFailed(f"twilio unreachable: {exc!r}", retryable=True) from exc
+            self._count_send("ok")
             logger.info("whatsapp sent %s to chat=%s", created.sid, mask_id(chat_id))
             return str(created.sid)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _count_send(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.sent(self.channel.value, outcome)
+
+    def _count_error(self, status: str) -> None:
+        if self._metrics is not None:
+            self._metrics.platform_error(self.channel.value, status)
 
 
 def _status_url_from(webhook_url: str | None) -> str | None:

@@ -105,12 +105,20 @@ async def test_a_second_runtime_on_the_same_database_waits_and_takes_over(
         assert standby.notifications is not None
         await nothing_arrives(standby.notifications.leading.is_set, within=0.5)
         waited = standby.notifications.leading.is_set()
+        leaders_before = [leads(leader), leads(standby)]
         await close_runtime(leader)
         await asyncio.wait_for(standby.notifications.leading.wait(), timeout=10)
+        leaders_after = [leads(leader), leads(standby)]
     finally:
         await close_runtime(standby)
 
     assert waited is False
+    assert (leaders_before, leaders_after) == ([1, 0], [0, 1])  # pontibot_scheduler_leader
+
+
+def leads(rt: Any) -> float | None:
+    """The runtime's ``pontibot_scheduler_leader``."""
+    return rt.metrics.registry.get_sample_value("pontibot_scheduler_leader")  # type: ignore[no-any-return]
 
 
 def test_a_scheduler_built_for_postgres_keeps_its_jobs_through_psycopg() -> None:

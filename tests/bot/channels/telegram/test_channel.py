@@ -16,6 +16,7 @@ from flows.texts import Texts
 from storage import repositories as repo
 from storage.models import Message, ProcessedMessage, Resident
 from tests.bot.channels.conftest import TelegramBot, load_update
+from tests.support.metrics import sample
 
 TEXTS = Texts.load()
 RINA = 555000111
@@ -198,6 +199,9 @@ async def test_a_429_pauses_sending_for_retry_after_then_delivers(serve_telegram
         assert (refused.status, delivered.status) == (429, 200)
         assert delivered.at - refused.at >= 0.95
         assert delivered.params["text"] == refused.params["text"]
+        metrics = (await bot.client.get("/metrics")).text
+        assert sample(metrics, "pontibot_platform_errors_total", channel="telegram", status="429") == 1
+        assert sample(metrics, "pontibot_sends_total", channel="telegram", outcome="ok") == 1
 
 
 async def test_a_403_marks_the_resident_unreachable_until_they_write_again(serve_telegram_bot: Any) -> None:
@@ -207,6 +211,9 @@ async def test_a_403_marks_the_resident_unreachable_until_they_write_again(serve
         await bot.settle(700000001)
 
         assert [c.status for c in bot.fake.calls("sendMessage")] == [403]
+        metrics = (await bot.client.get("/metrics")).text
+        assert sample(metrics, "pontibot_platform_errors_total", channel="telegram", status="403") == 1
+        assert sample(metrics, "pontibot_sends_total", channel="telegram", outcome="blocked") == 1
         blocked = await resident(bot)
         assert blocked is not None and blocked.unreachable
         with pytest.raises(ChatUnreachable):
