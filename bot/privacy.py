@@ -15,9 +15,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from lokal.samaran import partial_mask
-
-from storage.masking import mask_personal
+from storage.masking import mask_personal, partial_mask
 
 __all__ = ["MaskingFilter", "mask_id", "mask_name", "mask_personal", "mask_text", "neutralise_bidi"]
 

@@ -14,14 +14,16 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-
-import lokal
+from typing import TYPE_CHECKING
 
 from flows.engine import Flow, FlowContext, Step
 from flows.knowledge import WEEKDAYS, Interval, Office, WeeklyHours, load_offices
 from flows.messages import Button, IncomingMessage, Reply, Venue
 from nlu.entities import load_locations
 from nlu.result import ParseResult
+
+if TYPE_CHECKING:
+    import lokal
 
 
 class OfficesState(StrEnum):
@@ -289,6 +291,8 @@ def _next_open(
 
 def _holidays(day: date) -> tuple[list[lokal.Holiday], bool]:
     """Holidays on ``day`` and whether lokal-id has that year's decree at all."""
+    import lokal  # deferred: importing lokal-id costs ~0.2 s of start-up
+
     try:
         return list(lokal.holidays_on(day)), True
     except ValueError:

@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import lokal
-
 logger = logging.getLogger(__name__)
 
 WIB = ZoneInfo("Asia/Pontianak")
@@ -45,6 +43,8 @@ DEFAULT_AGENCIES: Mapping[str, str] = {
 
 def is_working_day(day: date) -> bool:
     """Whether government offices work on ``day`` (weekends, libur nasional and cuti bersama are off)."""
+    import lokal  # deferred: importing lokal-id costs ~0.2 s of start-up
+
     try:
         return lokal.is_working_day(day)
     except ValueError:

@@ -16,12 +16,15 @@ every group reads as a date, clock time, year, amount, region code or reference 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
-from lokal.samaran import PiiType, Samaran, partial_mask
+if TYPE_CHECKING:
+    from lokal.samaran import PiiType, Samaran
 
-__all__ = ["MASKED_TYPES", "is_schedule_or_amount", "mask_personal"]
+__all__ = ["MASKED_TYPES", "is_schedule_or_amount", "mask_personal", "partial_mask"]
 
 # Identity numbers and contact details. Names and addresses stay readable: a street in a complaint
 # is the case, not the resident.
@@ -53,7 +56,22 @@ _NOT_PERSONAL_TOKEN = re.compile(
     )
 )
 
-_SAMARAN = Samaran(mode="partial", types=MASKED_TYPES)
+
+@functools.cache
+def _samaran() -> Samaran:
+    """Samaran's detectors, imported on first use: their import costs ~0.1 s of every start-up."""
+    from lokal.samaran import Samaran
+
+    return Samaran(mode="partial", types=MASKED_TYPES)
+
+
+def partial_mask(kind: PiiType, value: str) -> str:
+    """Samaran's partial mask of ``value`` read as ``kind`` (``6171********0003``)."""
+    from lokal.samaran import partial_mask as samaran_partial_mask
+
+    return samaran_partial_mask(kind, value)
+
+
 # Every masked type needs an "@" or eight digits in a row (any separators of up to three characters,
 # zero-width ones included: they are not word characters). Most log lines have neither, and skip the
 # detection view and the scan, which cost a quarter of a millisecond per line.
@@ -69,7 +87,7 @@ def mask_personal(text: str) -> str:
     spans = _grouped_numbers(view)
     spans += [
         (m.start, m.end, partial_mask(m.type, m.value))
-        for m in _SAMARAN.scan(view)
+        for m in _samaran().scan(view)
         if not any(m.start < end and start < m.end for start, end, _ in spans)
         and not (m.type in NUMBER_TYPES and is_schedule_or_amount(m.value))
     ]

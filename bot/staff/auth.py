@@ -6,6 +6,7 @@ JSON API answers 401) and :class:`Forbidden` (signed in, but the role or CSRF to
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import unicodedata
@@ -28,8 +29,13 @@ LOGIN_CSRF_COOKIE = "pontibot_staff_login"
 CSRF_HEADER = "x-csrf-token"
 TOKEN_ACTOR = "api-token"  # noqa: S105 - a name in the audit log, not a secret
 _hasher = PasswordHasher()
-# Verified when the user name is unknown, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user name is unknown, so both cases take the same time. Made on the first
+    login, not at import: an Argon2 hash costs ~0.1 s of every process's start-up otherwise."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class Role(StrEnum):
@@ -78,7 +84,7 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """True when ``password`` matches; compares against a dummy hash when there is no account."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

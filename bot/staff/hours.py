@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import lokal
-
 logger = logging.getLogger(__name__)
 
 DAY_NAMES = {
@@ -127,6 +125,8 @@ class StaffHours:
     def _holiday(self, day: date) -> bool:
         if not self.closed_on_holidays:
             return False
+        import lokal  # deferred: importing lokal-id costs ~0.2 s of start-up
+
         try:
             return bool(lokal.holidays_on(day))
         except ValueError:
