@@ -238,30 +238,32 @@ class Dispatcher:
                 return DispatchResult(
                     (), conversation_id=record.conversation_id, language=language, intent=_intent(nlu)
                 )
-            ctx = self._context(session, record, origin=msg.origin)
-            with joined(session):  # back ends that use our database work inside this turn's transaction
-                step = await self.engine.handle(ctx, msg, nlu)
-            replies = tuple(step.replies)
-            state = step.next_state
-            if step.language in LANGUAGES:  # the resident chose: it wins over detection from now on
-                language = step.language
-                await store.update_resident(record.resident_id, language=language, language_explicit=True)
-            await self._finish(
-                store,
-                record,
-                msg,
-                replies,
-                advance=(state, apply_slots(record.slots, step)),
-                feedback=step.feedback,
-            )
-            logger.info(
-                "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
-                msg.channel,
-                mask_id(msg.chat_id),
-                nlu.intent_name,
-                nlu.confidence,
-                state,
-            )
+            # The flow state the message arrived in, on every line the flows, back ends and this turn log.
+            with bind(flow_state=record.state or "idle"):
+                ctx = self._context(session, record, origin=msg.origin)
+                with joined(session):  # back ends that use our database work inside this turn's transaction
+                    step = await self.engine.handle(ctx, msg, nlu)
+                replies = tuple(step.replies)
+                state = step.next_state
+                if step.language in LANGUAGES:  # the resident chose: it wins over detection from now on
+                    language = step.language
+                    await store.update_resident(record.resident_id, language=language, language_explicit=True)
+                await self._finish(
+                    store,
+                    record,
+                    msg,
+                    replies,
+                    advance=(state, apply_slots(record.slots, step)),
+                    feedback=step.feedback,
+                )
+                logger.info(
+                    "turn channel=%s chat=%s intent=%s conf=%.2f state=%s",
+                    msg.channel,
+                    mask_id(msg.chat_id),
+                    nlu.intent_name,
+                    nlu.confidence,
+                    state,
+                )
             return DispatchResult(
                 replies,
                 conversation_id=record.conversation_id,

@@ -1,4 +1,5 @@
-"""Log lines as text or JSON, with the fields bound to the work in hand (request id, channel, chat)."""
+"""Log lines as text or JSON, with the fields bound to the work in hand (request id, channel, chat,
+flow state)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,13 @@ async def test_a_request_gets_an_id_in_its_answer_and_in_every_line_it_logs(
     turn = [line for line in parsed(json_lines) if line["message"].startswith("turn channel=webchat")]
     assert [(line["request_id"], line["channel"]) for line in turn] == [("req-42", "webchat")]
     assert turn[0]["chat"] != "log-1"  # masked
+
+
+async def test_a_turn_logs_the_flow_state_it_arrived_in(
+    live_server: LiveServer, json_lines: io.StringIO
+) -> None:
+    await live_server.client.post("/api/chat", json=chat_body("mau lapor", session_id="log-2"))
+    await live_server.client.post("/api/chat", json=chat_body("lampu jalan", session_id="log-2"))
+
+    turns = [line for line in parsed(json_lines) if line["message"].startswith("turn channel=webchat")]
+    assert [line["flow_state"] for line in turns] == ["idle", "complaint.ask_category"]
