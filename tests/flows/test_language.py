@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.knowledge import load_documents
+from flows.knowledge import load_documents, load_offices
 from tests.flows.conftest import Chat, one_of, say, text_of
 
 DOCS = load_documents().documents
@@ -74,3 +74,12 @@ async def test_the_web_page_language_starts_a_new_conversation(chat) -> None:
 
     assert one_of("greet", "en")(text_of(hello))
     assert language == "en"
+
+
+async def test_an_english_office_question_is_answered_in_english(chat) -> None:
+    disdukcapil = load_offices().offices["disdukcapil"]
+    replies, language = await turn(chat("lang-office"), "where is the disdukcapil office located?")
+
+    assert language == "en"
+    assert text_of(replies).startswith(say("offices.location_title", "en", name=disdukcapil.name.en)[0])
+    assert replies[0]["venue"] is not None
