@@ -8,12 +8,9 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-import qrcode
-import qrcode.image.svg
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from bot.booth.poster import booth_webchat_url
 from bot.booth.stats import booth_stats
 from bot.runtime import Runtime
 from bot.staff.auth import Principal, check_csrf, client_ip, principal_of
@@ -32,6 +29,8 @@ FLASH_FAILED = "advance_failed"
 
 def qr_svg(url: str) -> str:
     """An inline SVG QR code (no image request, sharp on any screen)."""
+    import qrcode.image.svg  # deferred, with the poster's PIL: only the booth screen needs them
+
     image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=20, border=2)
     buffer = io.BytesIO()
     image.save(buffer)
@@ -84,6 +83,8 @@ def booth_router() -> APIRouter:
         chosen = lang if lang in LANGUAGES else "id"
         staff = await _staff(request, rt)
         permits = await rt.backends.demo_permits.all() if staff and rt.backends.demo_permits else []
+        from bot.booth.poster import booth_webchat_url  # deferred: it brings PIL and qrcode
+
         url = booth_webchat_url(rt.settings)
         html = TEMPLATES.get_template("booth.html").render(
             lang=chosen,

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -33,8 +33,6 @@ from bot.channels.whatsapp.twilio import (
     SendRateLimited,
     TemplateRequired,
     WhatsAppError,
-    _TimedAsyncHttpClient,
-    _TwilioRestClient,
 )
 from bot.conversation.locks import ConversationKey, ConversationLocks
 from bot.conversation.media import ALLOWED_TYPES, MediaRejected, MediaStore
@@ -47,6 +45,9 @@ from flows.texts import Texts
 from storage import repositories as repo
 from storage import whatsapp_repository as wa_repo
 from storage.db import Database
+
+if TYPE_CHECKING:
+    from bot.channels.whatsapp.rest import TwilioRestClient
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class WhatsAppChannel:
         self.webhook_url = settings.twilio.webhook_url
         self.status_url = settings.twilio.status_callback_url or _status_url_from(self.webhook_url)
         self._order = ConversationLocks()
-        self._client: _TwilioRestClient | None = None
+        self._client: TwilioRestClient | None = None
         self._http: httpx.AsyncClient | None = None
         if self.webhook_url is None:
             logger.warning(
@@ -126,10 +127,12 @@ class WhatsAppChannel:
             await self._http.aclose()
             self._http = None
 
-    def _rest(self) -> _TwilioRestClient:
+    def _rest(self) -> TwilioRestClient:
         if self._client is None:
-            http_client = _TimedAsyncHttpClient(timeout=self.config.timeout)
-            self._client = _TwilioRestClient(
+            from bot.channels.whatsapp.rest import TimedAsyncHttpClient, TwilioRestClient  # see rest.py
+
+            http_client = TimedAsyncHttpClient(timeout=self.config.timeout)
+            self._client = TwilioRestClient(
                 self.config.api_base_url,
                 username=self.account_sid,
                 password=self._auth_token,

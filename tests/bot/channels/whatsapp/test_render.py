@@ -8,7 +8,7 @@ from starlette.datastructures import ImmutableMultiDict
 from bot.channels.base import numbered_options
 from bot.channels.whatsapp.inbound import BadWebhook, DeliveryUpdate, parse_inbound, parse_status
 from bot.channels.whatsapp.render import OutboundMessage, render_reply
-from bot.channels.whatsapp.twilio import _TwilioRestClient
+from bot.channels.whatsapp.rest import TwilioRestClient
 from flows.messages import Button, Location, Reply, Venue
 from flows.texts import Texts
 from storage.whatsapp_repository import delivery_moves_forward
@@ -169,8 +169,8 @@ def test_long_text_is_split_at_1600_characters_with_options_last() -> None:
 
 def test_the_rest_host_comes_from_api_base_url() -> None:
     path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-    real = _TwilioRestClient("https://api.twilio.com", username=ACCOUNT_SID, password=AUTH_TOKEN)
-    local = _TwilioRestClient("http://127.0.0.1:9999/twilio/", username=ACCOUNT_SID, password=AUTH_TOKEN)
+    real = TwilioRestClient("https://api.twilio.com", username=ACCOUNT_SID, password=AUTH_TOKEN)
+    local = TwilioRestClient("http://127.0.0.1:9999/twilio/", username=ACCOUNT_SID, password=AUTH_TOKEN)
 
     assert real.get_hostname(f"https://api.twilio.com{path}") == f"https://api.twilio.com{path}"
     assert (
