@@ -66,13 +66,40 @@ def sync_url(async_url: str) -> str:
 
 # ---- APScheduler with its job store off the event loop -------------------------------------------
 
+DRAIN_SECONDS = 10.0  # how long stepping down waits for cancelled jobs to unwind
+
 
 class LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
-    """Runs coroutine jobs on the scheduler's event loop, submitted from the job-store thread."""
+    """Runs coroutine jobs on the scheduler's event loop, submitted from the job-store thread.
+
+    The tasks running jobs are tracked, so stepping down waits for the cancelled ones to unwind
+    (:meth:`drain`) before the database they use is closed: a job cancelled mid-query after its engine
+    was disposed could otherwise wait forever on the driver's close."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._running: set[asyncio.Task[Any]] = set()
+
+    async def _tracked(self, coro: Awaitable[Any]) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            return await coro
+        finally:
+            self._running.discard(task)
+
+    async def drain(self) -> None:
+        """Cancel the jobs still running and wait (up to :data:`DRAIN_SECONDS`) until they have unwound."""
+        tasks = [task for task in self._running if not task.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
         coro = run_coroutine_job(job, job._jobstore_alias, run_times, self._logger.name)
-        future = asyncio.run_coroutine_threadsafe(coro, self._eventloop)
+        future = asyncio.run_coroutine_threadsafe(self._tracked(coro), self._eventloop)
 
         def done(finished: Any) -> None:
             self._pending_futures.discard(finished)
@@ -122,6 +149,9 @@ class OffLoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
             await asyncio.gather(self._processing, return_exceptions=True)
         with contextlib.suppress(SchedulerNotRunningError):
             await asyncio.to_thread(BaseScheduler.shutdown, self, False)
+        for executor in self._executors.values():
+            if isinstance(executor, LoopExecutor):
+                await executor.drain()
 
 
 def build_scheduler(

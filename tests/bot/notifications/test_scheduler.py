@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.notifications.leadership import leadership_for
-from bot.notifications.scheduler import build_scheduler, sync_url
+from bot.notifications.scheduler import LoopExecutor, build_scheduler, sync_url
 from bot.settings import Settings
 from bot.wiring import build_runtime, close_runtime, start_runtime
 from storage.db import Database
@@ -138,3 +138,26 @@ def test_a_scheduler_built_for_postgres_keeps_its_jobs_through_psycopg() -> None
         "pontibot",
         "apscheduler_jobs",
     )
+
+
+async def test_stepping_down_waits_until_cancelled_jobs_have_unwound() -> None:
+    """A job cancelled mid-query must finish its clean-up before the database is closed under it."""
+    executor = LoopExecutor()
+    executor._eventloop = asyncio.get_running_loop()  # what APScheduler's start() sets
+    started, unwound = asyncio.Event(), asyncio.Event()
+
+    async def job() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a query that would never return
+        finally:
+            await asyncio.sleep(0)  # clean-up that needs the loop (a driver closing its connection)
+            unwound.set()
+
+    asyncio.run_coroutine_threadsafe(executor._tracked(job()), asyncio.get_running_loop())
+    await asyncio.wait_for(started.wait(), timeout=5)
+
+    await executor.drain()
+
+    assert unwound.is_set()
+    assert not executor._running
