@@ -79,6 +79,7 @@ class LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self._running: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     async def _tracked(self, coro: Awaitable[Any]) -> Any:
         task = asyncio.current_task()
@@ -98,6 +99,8 @@ class LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
             await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
 
     def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        if self._closed:  # a job-store round that was under way when the scheduler shut down
+            return
         coro = run_coroutine_job(job, job._jobstore_alias, run_times, self._logger.name)
         future = asyncio.run_coroutine_threadsafe(self._tracked(coro), self._eventloop)
 
@@ -114,7 +117,9 @@ class LoopExecutor(AsyncIOExecutor):  # type: ignore[misc]
         future.add_done_callback(done)
 
     def shutdown(self, wait: bool = True) -> None:
-        """Cancel running jobs (a copy of the set: their callbacks remove themselves meanwhile)."""
+        """Cancel running jobs (a copy of the set: their callbacks remove themselves meanwhile); submit
+        no new ones."""
+        self._closed = True
         for future in list(self._pending_futures):
             if not future.done():
                 future.cancel()
@@ -128,6 +133,8 @@ class OffLoopScheduler(AsyncIOScheduler):  # type: ignore[misc]
 
     @run_in_event_loop  # type: ignore[misc,untyped-decorator]
     def wakeup(self) -> None:
+        if not self.running:  # a wake-up queued before shutdown: no job-store round after it
+            return
         self._stop_timer()
         if self._processing is not None and not self._processing.done():
             self._processing.add_done_callback(lambda _: self.wakeup())
