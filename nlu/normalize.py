@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,17 +59,22 @@ def load_lexicon(paths: Iterable[Path] = LEXICON_FILES) -> dict[tuple[str, ...],
     """Read ``slang,formal`` CSV files; earlier files win. Keys and values are token tuples."""
     lexicon: dict[tuple[str, ...], tuple[str, ...]] = {}
     for path in paths:
-        with path.open(encoding="utf-8") as fh:
-            rows = csv.reader(line for line in fh if not line.startswith("#"))
-            next(rows, None)
-            for row in rows:
-                if len(row) < 2:
-                    continue
-                key = tuple(_TOKEN.findall(row[0].casefold()))
-                value = tuple(_TOKEN.findall(row[1].casefold()))
-                if key and key not in lexicon:
-                    lexicon[key] = value
+        for first, second in _pairs(path):
+            key = tuple(_TOKEN.findall(first.casefold()))
+            value = tuple(_TOKEN.findall(second.casefold()))
+            if key and key not in lexicon:
+                lexicon[key] = value
     return lexicon
+
+
+def _pairs(path: Path) -> Iterator[tuple[str, str]]:
+    """The first two fields of each row of a data CSV (``#`` comment lines and the header skipped)."""
+    with path.open(encoding="utf-8") as fh:
+        rows = csv.reader(line for line in fh if not line.startswith("#"))
+        next(rows, None)
+        for row in rows:
+            if len(row) >= 2:
+                yield row[0], row[1]
 
 
 @lru_cache(maxsize=1)
@@ -82,15 +87,10 @@ def load_cues(path: Path = CUE_FILE) -> dict[str, str]:
     """Read ``word,cue`` rows: words that mark a kind of message (``danger``, …), keyed by the token
     the word normalises to (so "shopee" matches what the tokeniser makes of it)."""
     cues: dict[str, str] = {}
-    with path.open(encoding="utf-8") as fh:
-        rows = csv.reader(line for line in fh if not line.startswith("#"))
-        next(rows, None)
-        for row in rows:
-            if len(row) < 2:
-                continue
-            for word in {row[0].strip().casefold(), *tokens(row[0])}:
-                if word:
-                    cues[word] = row[1].strip()
+    for word_field, cue in _pairs(path):
+        for word in {word_field.strip().casefold(), *tokens(word_field)}:
+            if word:
+                cues[word] = cue.strip()
     return cues
 
 
