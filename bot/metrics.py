@@ -168,7 +168,7 @@ class Metrics:
         )
         self.fallbacks = Counter(
             "pontibot_fallbacks",
-            "Messages the NLU did not understand (nlu_fallback)",
+            "Turns the bot did not understand (the flow engine counted a misunderstanding)",
             ["channel"],
             registry=reg,
         )
